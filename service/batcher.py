@@ -1,0 +1,215 @@
+"""Micro-batching: one asyncio task owns the queue and makes one engine call at a time.
+
+A round starts when the queue holds `max_batch_size` texts, or `max_batch_tokens` padded tokens,
+or the oldest text has waited `max_wait_s`. The round takes what is queued (up to a few batches'
+worth), drops texts whose deadline passed or whose caller went away, sorts the rest by token count
+and cuts consecutive runs into batches within both limits: similar lengths share a batch, so little
+compute goes to padding. While a batch runs in the engine thread, new texts queue up for the next
+round, so the batch size grows with the load by itself.
+
+Knows nothing of HTTP or pydantic: items are token-id arrays with a deadline and a future.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from service.errors import DeadlineExceeded, InferenceFailed, NotReady, QueueFull
+from service.metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+RunFn = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
+Result = tuple[np.ndarray, np.ndarray]  # probabilities (C,), attention (L,)
+
+
+@dataclass(eq=False)
+class Item:
+    ids: np.ndarray  # (L,) int64
+    deadline: float  # time.monotonic() by which it must have run
+    future: asyncio.Future[Result]
+    enqueued: float = field(default_factory=time.monotonic)
+
+
+@dataclass(frozen=True)
+class BatchLimits:
+    max_batch_size: int = 64
+    max_batch_tokens: int = 4096
+    max_wait_s: float = 0.002
+    max_queue: int = 2048
+
+
+def plan_batches(items: list[Item], limits: BatchLimits) -> list[list[Item]]:
+    """Sort by length and cut into batches with count ≤ max_batch_size and longest × count ≤
+    max_batch_tokens (a single text longer than the token budget still runs, alone)."""
+    batches: list[list[Item]] = []
+    cur: list[Item] = []
+    for it in sorted(items, key=lambda i: len(i.ids)):
+        n = len(it.ids)  # the longest so far, since sorted
+        if cur and (len(cur) + 1 > limits.max_batch_size or n * (len(cur) + 1) > limits.max_batch_tokens):
+            batches.append(cur)
+            cur = []
+        cur.append(it)
+    if cur:
+        batches.append(cur)
+    return batches
+
+
+def pad(items: list[Item], pad_id: int) -> tuple[np.ndarray, np.ndarray]:
+    """→ input_ids, attention_mask: (B, T) int64, right-padded to the longest item."""
+    T = max(len(it.ids) for it in items)
+    ids = np.full((len(items), T), pad_id, dtype=np.int64)  # (B, T)
+    mask = np.zeros((len(items), T), dtype=np.int64)  # (B, T)
+    for r, it in enumerate(items):
+        ids[r, : len(it.ids)] = it.ids
+        mask[r, : len(it.ids)] = 1
+    return ids, mask
+
+
+class Batcher:
+    def __init__(self, run: RunFn, pad_id: int, limits: BatchLimits, metrics: Metrics) -> None:
+        self.run_fn, self.pad_id, self.limits, self.metrics = run, pad_id, limits, metrics
+        self.queue: deque[Item] = deque()
+        self.queue_max_len = 0  # longest item in the queue: for the token budget check
+        self.wake = asyncio.Event()
+        # One engine call at a time, off the event loop.
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="engine")
+        self.task: asyncio.Task[None] | None = None
+        self.closing = False
+
+    def start(self) -> None:
+        self.task = asyncio.get_running_loop().create_task(self._loop(), name="batcher")
+
+    def submit(self, ids: list[np.ndarray], deadline: float) -> list[asyncio.Future[Result]]:
+        """Queue a request's texts together (all or none); the futures resolve in order."""
+        if self.closing:
+            raise NotReady("the server is shutting down", "retry on another replica", {"Retry-After": "1"})
+        if len(self.queue) + len(ids) > self.limits.max_queue:
+            raise QueueFull(
+                f"the queue is full ({len(self.queue)} of {self.limits.max_queue} texts waiting)",
+                "retry after the Retry-After delay, send fewer texts, or add replicas",
+                {"Retry-After": "1"},
+            )
+        loop = asyncio.get_running_loop()
+        futures = []
+        for x in ids:
+            it = Item(x, deadline, loop.create_future())
+            self.queue.append(it)
+            self.queue_max_len = max(self.queue_max_len, len(x))
+            futures.append(it.future)
+        self.metrics.queue_depth.inc(len(ids))
+        self.wake.set()
+        return futures
+
+    def _full(self) -> bool:
+        n = len(self.queue)
+        return n >= self.limits.max_batch_size or n * self.queue_max_len >= self.limits.max_batch_tokens
+
+    async def _loop(self) -> None:
+        while True:
+            if not self.queue:
+                if self.closing:
+                    return
+                self.wake.clear()
+                await self.wake.wait()
+                continue
+            # Wait for company until the batch is full or the oldest text has waited enough.
+            oldest = self.queue[0].enqueued
+            while not self._full() and not self.closing:
+                left = oldest + self.limits.max_wait_s - time.monotonic()
+                if left <= 0:
+                    break
+                self.wake.clear()
+                try:
+                    await asyncio.wait_for(self.wake.wait(), left)
+                except TimeoutError:
+                    break
+            await self._round()
+
+    def _take(self) -> list[Item]:
+        """Up to four batches' worth of the oldest texts; fewer per round keeps latency fair."""
+        n = min(len(self.queue), 4 * self.limits.max_batch_size)
+        taken = [self.queue.popleft() for _ in range(n)]
+        self.queue_max_len = max((len(i.ids) for i in self.queue), default=0)
+        self.metrics.queue_depth.dec(n)
+        return taken
+
+    async def _round(self) -> None:
+        now = time.monotonic()
+        live = []
+        for it in self._take():
+            if it.future.done():  # cancelled: the caller disconnected or gave up
+                self.metrics.texts.labels("cancelled").inc()
+            elif it.deadline < now:
+                self.metrics.texts.labels("deadline").inc()
+                it.future.set_exception(
+                    DeadlineExceeded(
+                        "the request's deadline passed while it was queued",
+                        "raise timeout_ms, send fewer texts, or add replicas",
+                    )
+                )
+            else:
+                live.append(it)
+        for batch in plan_batches(live, self.limits):
+            await self._run(batch)
+
+    async def _run(self, batch: list[Item]) -> None:
+        start = time.monotonic()
+        batch = [it for it in batch if not it.future.done()]
+        if not batch:
+            return
+        for it in batch:
+            self.metrics.queue_wait.observe(start - it.enqueued)
+        ids, mask = pad(batch, self.pad_id)
+        B, T = ids.shape
+        self.metrics.batch_texts.observe(B)
+        self.metrics.batch_tokens.observe(B * T)
+        self.metrics.batch_padding.observe(1.0 - float(mask.sum()) / (B * T))
+        try:
+            probs, attn = await asyncio.get_running_loop().run_in_executor(self.pool, self.run_fn, ids, mask)
+            if probs.shape[0] != B or attn.shape != (B, T):
+                raise InferenceFailed(
+                    f"the engine returned {probs.shape[0]} rows / attention {attn.shape} for a batch of {(B, T)}",
+                    "the artifact's outputs do not follow the contract; re-export it",
+                )
+        except Exception as e:
+            err = (
+                e
+                if isinstance(e, InferenceFailed)
+                else InferenceFailed(f"inference failed: {e}", "retry; report it with the request_id if it persists")
+            )
+            log.error("batch of %d texts failed: %s", B, err.message)
+            self.metrics.texts.labels("error").inc(B)
+            for it in batch:
+                if not it.future.done():
+                    it.future.set_exception(err)
+            return
+        finally:
+            self.metrics.inference.observe(time.monotonic() - start)
+        for r, it in enumerate(batch):
+            if not it.future.done():
+                it.future.set_result((probs[r], attn[r, : len(it.ids)]))
+        self.metrics.texts.labels("ok").inc(B)
+
+    async def close(self, timeout: float) -> None:
+        """Stop taking texts, finish every queued one, then stop the engine thread."""
+        self.closing = True
+        self.wake.set()
+        if self.task is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(self.task), timeout)
+            except TimeoutError:
+                log.error("drain timeout: %d queued texts not run", len(self.queue))
+                self.task.cancel()
+                for it in self.queue:
+                    if not it.future.done():
+                        it.future.set_exception(NotReady("the server stopped before this text ran", "retry"))
+        self.pool.shutdown(wait=True)

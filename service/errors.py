@@ -1,0 +1,129 @@
+"""One exception family for everything the service refuses or fails at, and the one place where
+each becomes an HTTP status and a JSON body saying what was wrong and how to fix it.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
+
+from service.logs import request_id_var
+
+log = logging.getLogger("service.errors")
+
+
+class ServiceError(Exception):
+    status = 500
+    code = "internal_error"
+
+    def __init__(self, message: str, fix: str = "", headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.message, self.fix, self.headers = message, fix, headers or {}
+
+
+class InvalidInput(ServiceError):
+    status, code = 422, "invalid_input"
+
+
+class PayloadTooLarge(ServiceError):
+    status, code = 413, "payload_too_large"
+
+
+class Unauthorized(ServiceError):
+    status, code = 401, "unauthorized"
+
+
+class QueueFull(ServiceError):
+    status, code = 429, "overloaded"
+
+
+class DeadlineExceeded(ServiceError):
+    status, code = 504, "deadline_exceeded"
+
+
+class NotReady(ServiceError):
+    status, code = 503, "not_ready"
+
+
+class InferenceFailed(ServiceError):
+    status, code = 500, "inference_failed"
+
+
+class ClientClosed(ServiceError):
+    status, code = 499, "client_closed_request"  # nginx's code; nobody is left to read it
+
+
+class NotFound(ServiceError):
+    status, code = 404, "not_found"
+
+
+class ConfigurationError(ServiceError):
+    """The service cannot start as configured (bad artifact, an execution provider it lacks)."""
+
+    code = "configuration_error"
+
+
+def error_body(status: int, code: str, message: str, fix: str = "") -> bytes:
+    err: dict[str, Any] = {"code": code, "message": message}
+    if fix:
+        err["fix"] = fix
+    rid = request_id_var.get()
+    if rid:
+        err["request_id"] = rid
+    return orjson.dumps({"error": err})
+
+
+def error_response(
+    status: int, code: str, message: str, fix: str = "", headers: dict[str, str] | None = None
+) -> Response:
+    return Response(error_body(status, code, message, fix), status, headers=headers, media_type="application/json")
+
+
+def describe_validation(errors: list[Any]) -> str:
+    """Pydantic's error list as one readable sentence per problem: `texts.3: String should ...`."""
+    parts = []
+    for e in errors:
+        loc = ".".join(str(p) for p in e.get("loc", ()) if p != "body") or "body"
+        parts.append(f"{loc}: {e.get('msg', 'invalid')}")
+    return "; ".join(parts)
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers; routes and deep modules only raise."""
+
+    async def service_error(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ServiceError)
+        if exc.status >= 500:
+            log.error("%s: %s", exc.code, exc.message)
+        return error_response(exc.status, exc.code, exc.message, exc.fix, exc.headers)
+
+    async def validation_error(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError | ValidationError)
+        msg = describe_validation(list(exc.errors()))
+        return error_response(422, "invalid_input", msg, "send a JSON body as described at /docs")
+
+    async def http_error(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        fixes = {404: "see /docs for the routes", 405: "see /docs for the methods of this route"}
+        return error_response(
+            exc.status_code, "http_error", str(exc.detail), fixes.get(exc.status_code, ""), dict(exc.headers or {})
+        )
+
+    async def unknown_error(_: Request, exc: Exception) -> Response:
+        log.exception("unhandled error", exc_info=exc)
+        return error_response(
+            500, "internal_error", "internal server error", "retry; if it persists, report the request_id"
+        )
+
+    app.add_exception_handler(ServiceError, service_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(ValidationError, validation_error)
+    app.add_exception_handler(HTTPException, http_error)
+    app.add_exception_handler(Exception, unknown_error)

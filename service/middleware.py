@@ -1,0 +1,68 @@
+"""A plain ASGI middleware (no BaseHTTPMiddleware: it costs a task per request) that gives every
+request an id, echoes it as X-Request-ID, records request metrics and writes one access log line.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from service.logs import request_id_var
+from service.metrics import Metrics
+
+log = logging.getLogger("service.access")
+REQUEST_ID = b"x-request-id"
+
+
+def route_label(path: str, known: frozenset[str]) -> str:
+    """The metric label of a path: itself when it is one of ours, else 'other' (bounded labels)."""
+    if path in known:
+        return path
+    if path.startswith("/v2/models/"):
+        return "/v2/models/{model}" + ("/infer" if path.endswith("/infer") else "")
+    return "other"
+
+
+class RequestContext:
+    def __init__(self, app: ASGIApp, metrics: Metrics, known_routes: frozenset[str]) -> None:
+        self.app, self.metrics, self.known = app, metrics, known_routes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        rid = ""
+        for k, v in scope["headers"]:
+            if k == REQUEST_ID:
+                rid = v.decode("latin-1")[:128]
+                break
+        rid = rid or os.urandom(8).hex()
+        token = request_id_var.set(rid)
+        status = [500]
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+                message["headers"] = [*message.get("headers", []), (REQUEST_ID, rid.encode("latin-1"))]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            took = time.perf_counter() - start
+            route = route_label(scope["path"], self.known)
+            self.metrics.requests.labels(route, scope["method"], str(status[0])).inc()
+            self.metrics.latency.labels(route).observe(took)
+            extra: dict[str, Any] = {
+                "method": scope["method"],
+                "path": scope["path"],
+                "status": status[0],
+                "ms": round(took * 1000, 2),
+            }
+            log.info("request", extra=extra)
+            request_id_var.reset(token)

@@ -1,0 +1,121 @@
+"""The /predict path without HTTP: validate → tokenize → enqueue, then await → respond.
+
+Tokenising happens here, in the request, so the queue knows each text's token count.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from service.batcher import Batcher, Result
+from service.errors import ClientClosed, DeadlineExceeded, InvalidInput
+from service.model_files import Encoded, Metadata, TextTokenizer
+
+
+@dataclass(frozen=True)
+class RequestLimits:
+    max_texts: int = 64
+    max_chars: int = 10_000
+    timeout_ms: int = 10_000
+    max_timeout_ms: int = 60_000
+
+
+@dataclass
+class Job:
+    texts: list[str]
+    encoded: list[Encoded]
+    futures: list[asyncio.Future[Result]]
+    attention: bool
+    deadline: float
+
+    def cancel(self) -> None:
+        for f in self.futures:
+            f.cancel()
+
+
+class Predictor:
+    def __init__(self, meta: Metadata, tokenizer: TextTokenizer, batcher: Batcher, limits: RequestLimits) -> None:
+        self.meta, self.tokenizer, self.batcher, self.limits = meta, tokenizer, batcher, limits
+        self.model_ref = {"name": meta.name, "version": meta.version}
+
+    def validate(self, texts: list[str], timeout_ms: int | None) -> float:
+        """Returns the timeout in seconds; raises InvalidInput naming the first problem."""
+        lim = self.limits
+        if not texts:
+            raise InvalidInput("`texts` is empty", "send between 1 and {lim.max_texts} texts")
+        if len(texts) > lim.max_texts:
+            raise InvalidInput(
+                f"{len(texts)} texts in one request; the limit is {lim.max_texts}",
+                "split the texts over several requests",
+            )
+        for i, t in enumerate(texts):
+            if not t.strip():
+                raise InvalidInput(f"text {i} is empty or only whitespace", "remove it or send some words")
+            if len(t) > lim.max_chars:
+                raise InvalidInput(
+                    f"text {i} has {len(t)} characters; the limit is {lim.max_chars}",
+                    "shorten it or split it into several texts",
+                )
+        if timeout_ms is not None and timeout_ms > lim.max_timeout_ms:
+            raise InvalidInput(
+                f"timeout_ms={timeout_ms} exceeds the server's maximum of {lim.max_timeout_ms}",
+                f"ask for at most {lim.max_timeout_ms}",
+            )
+        return (timeout_ms or lim.timeout_ms) / 1000.0
+
+    def submit(self, texts: list[str], attention: bool = True, timeout_ms: int | None = None) -> Job:
+        timeout = self.validate(texts, timeout_ms)
+        encoded = self.tokenizer.encode(texts)
+        deadline = time.monotonic() + timeout
+        futures = self.batcher.submit([e.ids for e in encoded], deadline)
+        return Job(texts, encoded, futures, attention, deadline)
+
+    async def results(self, job: Job) -> list[Result]:
+        """Wait for every text of the job; 504 at the deadline (and its texts are dropped)."""
+        left = max(0.0, job.deadline - time.monotonic())
+        try:
+            if len(job.futures) == 1:  # the common case, without gather's extra future
+                return [await asyncio.wait_for(job.futures[0], left)]
+            return list(await asyncio.wait_for(asyncio.gather(*job.futures), left))
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise  # this request itself is being cancelled
+            # Our texts were cancelled under us: the client disconnected (see routes).
+            raise ClientClosed("the client closed the connection before the answer was ready") from None
+        except TimeoutError:
+            job.cancel()
+            raise DeadlineExceeded(
+                "the request's deadline passed before its texts ran",
+                "raise timeout_ms, send fewer texts, or add replicas",
+            ) from None
+
+    async def predict(self, texts: list[str], attention: bool = True, timeout_ms: int | None = None) -> dict[str, Any]:
+        job = self.submit(texts, attention, timeout_ms)
+        return self.respond(job, await self.results(job))
+
+    def respond(self, job: Job, results: list[Result]) -> dict[str, Any]:
+        labels = self.meta.labels
+        preds = []
+        for text, enc, (probs, attn) in zip(job.texts, job.encoded, results, strict=True):
+            k = int(np.argmax(probs))
+            p = probs.tolist()
+            pred: dict[str, Any] = {
+                "label": labels[k],
+                "score": p[k],
+                "probabilities": dict(zip(labels, p, strict=True)),
+            }
+            if job.attention:
+                w = attn.tolist()
+                pred["tokens"] = [
+                    {"text": text[s:e], "start": s, "end": e, "attention": w[j], "piece": enc.pieces[j]}
+                    for j, (s, e) in enumerate(enc.offsets)
+                ]
+            pred["truncated"] = enc.truncated
+            preds.append(pred)
+        return {"model": self.model_ref, "predictions": preds}

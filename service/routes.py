@@ -1,0 +1,170 @@
+"""Thin HTTP routes: read, hand over to the predictor, write bytes."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Depends, Request
+from pydantic import ValidationError
+from starlette.responses import Response
+
+from service.errors import InvalidInput, NotReady, PayloadTooLarge, Unauthorized
+from service.schemas import RESPONSE_EXAMPLE, ErrorResponse, PredictRequest, PredictResponse
+
+if TYPE_CHECKING:
+    from service.app import State
+    from service.predictor import Job
+
+
+class JSONBytes(Response):
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
+def get_state(request: Request) -> State:
+    return request.app.state.svc  # type: ignore[no-any-return]
+
+
+StateDep = Annotated["State", Depends(get_state)]
+
+
+def require_key(request: Request, state: StateDep) -> None:
+    key = state.settings.api_key
+    if key is None:
+        return
+    auth = request.headers.get("authorization", "")
+    scheme, _, given = auth.partition(" ")
+    if scheme.lower() != "bearer" or not secrets.compare_digest(
+        given.strip().encode(), key.get_secret_value().encode()
+    ):
+        raise Unauthorized(
+            "missing or wrong API key", "send the header `Authorization: Bearer <key>`", {"WWW-Authenticate": "Bearer"}
+        )
+
+
+public = APIRouter()
+protected = APIRouter(dependencies=[Depends(require_key)])
+
+
+@public.get("/healthz", summary="Liveness: 200 while the process serves")
+async def healthz(state: StateDep) -> dict[str, Any]:
+    return {
+        "status": "ok",
+        "ready": state.ready and not state.draining,
+        "draining": state.draining,
+        "model": {"name": state.meta.name, "version": state.meta.version} if state.meta else None,
+        "providers": state.engine.providers if state.engine else [],
+        "pid": __import__("os").getpid(),
+    }
+
+
+@public.get("/readyz", summary="Readiness: 200 once loaded and warmed up, 503 before and while draining")
+async def readyz(state: StateDep) -> dict[str, Any]:
+    if state.draining:
+        raise NotReady("draining: the server is shutting down", "send traffic to another replica", {"Retry-After": "1"})
+    if not state.ready:
+        raise NotReady("loading and warming up the model", "retry shortly", {"Retry-After": "1"})
+    return {"status": "ready"}
+
+
+@protected.get("/metrics", summary="Prometheus metrics of all worker processes")
+async def metrics(state: StateDep) -> Response:
+    return Response(state.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(
+            f"the body has {declared} bytes; the limit is {limit}", "send fewer or shorter texts per request"
+        )
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"the body exceeds {limit} bytes", "send fewer or shorter texts per request")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def cancel_on_disconnect(request: Request, job: Job) -> Callable[[], None]:
+    """Drop the job's queued texts if the client goes away before they run."""
+
+    async def watch() -> None:
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+        job.cancel()
+
+    task = asyncio.ensure_future(watch())
+
+    def stop() -> None:
+        task.cancel()
+
+    return stop
+
+
+PREDICT_DOC: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": PredictRequest.model_json_schema(),
+                "examples": {
+                    "one": {"value": {"text": "A gorgeous, heartfelt film."}},
+                    "several": {"value": {"texts": ["A gorgeous, heartfelt film.", "Dull and far too long."]}},
+                },
+            }
+        },
+    }
+}
+ERRORS: dict[int | str, dict[str, Any]] = {
+    c: {"model": ErrorResponse, "description": d}
+    for c, d in {
+        401: "API key missing or wrong",
+        413: "body too large",
+        422: "invalid input",
+        429: "queue full",
+        503: "not ready or draining",
+        504: "deadline passed",
+    }.items()
+}
+
+
+@protected.post(
+    "/predict",
+    summary="Sentiment of one or more texts, with per-token attention",
+    openapi_extra=PREDICT_DOC,
+    responses={
+        200: {"model": PredictResponse, "content": {"application/json": {"example": RESPONSE_EXAMPLE}}},
+        **ERRORS,
+    },
+)
+async def predict(request: Request, state: StateDep) -> Response:
+    # validate → tokenize → enqueue (submit) → batch → run → split (batcher) → respond
+    body = await read_body(request, state.settings.max_body_bytes)
+    if state.predictor is None or state.draining:
+        raise NotReady(
+            "the model is not ready" if not state.draining else "draining: the server is shutting down",
+            "retry shortly or on another replica",
+            {"Retry-After": "1"},
+        )
+    try:
+        req = PredictRequest.model_validate_json(body)
+    except ValidationError:
+        if not body.strip():
+            raise InvalidInput("the body is empty", 'send JSON like {"text": "..."}') from None
+        raise
+    predictor = state.predictor
+    job = predictor.submit(req.items(), req.attention, req.timeout_ms)
+    stop_watching = cancel_on_disconnect(request, job)
+    try:
+        results = await predictor.results(job)
+    finally:
+        stop_watching()
+    return Response(orjson.dumps(predictor.respond(job, results)), media_type="application/json")

@@ -1,0 +1,107 @@
+"""Running the app: one uvicorn server per worker process, sharing one listening socket.
+
+Shutdown, on SIGTERM or SIGINT: the worker reports not-ready at once (/readyz 503) but keeps
+serving for `shutdown_delay_s` (time for a load balancer to notice), then stops accepting
+connections, lets every accepted request finish (up to `drain_timeout_s`) and drains the batcher.
+A second signal forces exit. With several workers the parent forwards the signal to each.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+import os
+import signal
+import socket
+import tempfile
+import threading
+from collections.abc import Callable
+from types import FrameType
+
+import uvicorn
+
+from service.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class DrainingServer(uvicorn.Server):
+    def __init__(self, config: uvicorn.Config, settings: Settings, on_signal: Callable[[], None]) -> None:
+        super().__init__(config)
+        self.settings, self.on_signal = settings, on_signal
+        self.signalled = False
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self.signalled:  # second signal: stop now
+            super().handle_exit(sig, frame)
+            return
+        self.signalled = True
+        self.on_signal()
+        log.info(
+            "signal %s: not ready; serving %.1fs more, then draining",
+            signal.Signals(sig).name,
+            self.settings.shutdown_delay_s,
+        )
+        timer = threading.Timer(self.settings.shutdown_delay_s, lambda: setattr(self, "should_exit", True))
+        timer.daemon = True
+        timer.start()
+
+
+def make_server(settings: Settings, metrics_dir: str | None) -> DrainingServer:
+    from service.app import create_app
+
+    app = create_app(settings, metrics_dir)
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,  # our JSON logging is configured already
+        access_log=False,
+        timeout_graceful_shutdown=int(settings.drain_timeout_s) or 1,
+        lifespan="on",
+        http="httptools",
+        loop="uvloop",
+    )
+    return DrainingServer(config, settings, app.state.svc.start_draining)
+
+
+def _worker(settings: Settings, metrics_dir: str | None, sock: socket.socket) -> None:
+    from service import logs
+
+    logs.configure(settings.log_level)
+    make_server(settings, metrics_dir).run(sockets=[sock])
+
+
+def serve(settings: Settings) -> None:
+    """Serve until signalled. Prometheus multiprocess mode is on whenever workers > 1."""
+    if settings.workers == 1:
+        make_server(settings, None).run()
+        return
+    metrics_dir = tempfile.mkdtemp(prefix="sentiment-metrics-")
+    # prometheus-client reads this when its modules are imported in each (spawned) worker.
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    sock = socket.socket(socket.AF_INET6 if ":" in settings.host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((settings.host, settings.port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    ctx = mp.get_context("spawn")
+    procs = [
+        ctx.Process(target=_worker, args=(settings, metrics_dir, sock), name=f"worker-{i}")
+        for i in range(settings.workers)
+    ]
+    for p in procs:
+        p.start()
+    log.info("started %d workers on %s:%d", len(procs), settings.host, settings.port)
+
+    def forward(sig: int, _: FrameType | None) -> None:
+        for p in procs:
+            if p.pid is not None and p.is_alive():
+                os.kill(p.pid, sig)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    for p in procs:
+        p.join()
+    sock.close()
+    log.info("all workers stopped")

@@ -1,0 +1,66 @@
+"""Every setting of the service, read once from the environment (prefix `SENTIMENT_`) or a
+`.env` file at start-up and passed down as constructor arguments. Nothing else reads the
+environment. Labels and max length are not settings: they come from the artifact's metadata.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Device = Literal["auto", "cpu", "cuda", "tensorrt"]
+GraphOpt = Literal["disable", "basic", "extended", "all"]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SENTIMENT_", env_file=".env", extra="ignore")
+
+    # Where and how to listen.
+    artifact: Path = Field(
+        Path("artifacts/default"), description="folder with model.onnx, tokenizer.json, metadata.json"
+    )
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    workers: int = Field(1, ge=1, le=64, description="server processes, each with its own engine and batcher")
+
+    # Execution provider and onnxruntime threads.
+    device: Device = Field("auto", description="auto: CUDA when it really works, else CPU with a warning")
+    intra_op_threads: int = Field(0, ge=0, description="0: the machine's cores divided by workers (at least 1)")
+    inter_op_threads: int = Field(1, ge=1)
+    graph_optimization: GraphOpt = "all"
+    warmup: bool = True
+
+    # Micro-batching.
+    max_batch_size: int = Field(64, ge=1, description="texts per engine call")
+    max_batch_tokens: int = Field(4096, ge=1, description="padded tokens (longest × count) per engine call")
+    max_wait_ms: float = Field(2.0, ge=0, description="how long the first queued text waits for company")
+    max_queue: int = Field(2048, ge=1, description="queued texts per worker before answering 429")
+
+    # Requests.
+    max_texts_per_request: int = Field(64, ge=1)
+    max_text_chars: int = Field(10_000, ge=1)
+    max_body_bytes: int = Field(1_048_576, ge=1)
+    request_timeout_ms: int = Field(10_000, ge=1, description="default deadline of a request")
+    max_request_timeout_ms: int = Field(60_000, ge=1, description="largest deadline a request may ask for")
+    api_key: SecretStr | None = Field(None, description="when set, all routes but health need Bearer auth")
+
+    # Shutdown.
+    shutdown_delay_s: float = Field(0.0, ge=0, description="after SIGTERM: report not-ready but keep serving this long")
+    drain_timeout_s: float = Field(30.0, gt=0, description="then: finish accepted requests within this time")
+
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        if self.request_timeout_ms > self.max_request_timeout_ms:
+            raise ValueError("request_timeout_ms must not exceed max_request_timeout_ms")
+        return self
+
+    def threads_per_worker(self) -> int:
+        if self.intra_op_threads:
+            return self.intra_op_threads
+        return max(1, (os.cpu_count() or 1) // self.workers)
