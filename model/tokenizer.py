@@ -56,6 +56,11 @@ def train_wordpiece(texts: Iterable[str], vocab_size: int, max_length: int) -> T
     tok.decoder = decoders.WordPiece()  # type: ignore[assignment]
     trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=[PAD, UNK])  # type: ignore[call-arg]
     tok.train_from_iterator(texts, trainer=trainer)
+    # The trainer numbers tokens in an order that varies from run to run (hash-map order among
+    # equally frequent pieces); renumber them canonically so training is reproducible.
+    specials = [PAD, UNK]
+    vocab = specials + sorted(set(tok.get_vocab()) - set(specials))
+    tok.model = models.WordPiece({t: i for i, t in enumerate(vocab)}, unk_token=UNK)  # type: ignore[call-arg]
     return finalize(tok, max_length)
 
 

@@ -10,7 +10,7 @@ import logging
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from fastapi import FastAPI
 
@@ -38,7 +38,6 @@ class State:
     ready: bool = False
     draining: bool = False
     warmup_seconds: float = 0.0
-    tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
     def start_draining(self) -> None:
         self.draining = True
@@ -46,16 +45,12 @@ class State:
 
 
 def build_predictor(s: Settings, state: State) -> Predictor:
+    """Load metadata, tokenizer and session; fails fast on a bad artifact or missing provider."""
     meta = Metadata.load(s.artifact)
     engine = Engine(
         s.artifact / "model.onnx",
         EngineConfig(s.device, s.threads_per_worker(), s.inter_op_threads, s.graph_optimization),
     )
-    if s.warmup:
-        # Shapes that real traffic forms: one short text up to a full batch of long ones.
-        sizes = sorted({1, min(8, s.max_batch_size), s.max_batch_size})
-        lengths = sorted({8, 32, meta.max_length})
-        state.warmup_seconds = engine.warmup(sizes, lengths, meta.pad_id)
     limits = BatchLimits(s.max_batch_size, s.max_batch_tokens, s.max_wait_ms / 1000.0, s.max_queue)
     batcher = Batcher(engine.run, meta.pad_id, limits, state.metrics)
     req = RequestLimits(s.max_texts_per_request, s.max_text_chars, s.request_timeout_ms, s.max_request_timeout_ms)
@@ -63,31 +58,39 @@ def build_predictor(s: Settings, state: State) -> Predictor:
     return Predictor(meta, TextTokenizer(s.artifact, meta.max_length), batcher, req)
 
 
+def warm_up(s: Settings, state: State) -> None:
+    """Shapes that real traffic forms, from one short text to a full batch of long ones."""
+    assert state.engine is not None and state.meta is not None
+    sizes = sorted({1, min(8, s.max_batch_size), s.max_batch_size})
+    lengths = sorted({8, 32, state.meta.max_length})
+    state.warmup_seconds = state.engine.warmup(sizes, lengths, state.meta.pad_id, s.warmup_runs)
+
+
 def create_app(settings: Settings, metrics_dir: str | None = None) -> FastAPI:
     state = State(settings=settings, metrics=Metrics(metrics_dir))
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # Loading and warm-up run in a thread: /healthz answers while they take their time.
-        predictor = await asyncio.to_thread(build_predictor, settings, state)
-        predictor.batcher.start()
-        state.predictor = predictor
+    async def become_ready() -> None:
+        # Warm-up runs in a thread after start-up: /healthz answers and /readyz says 503 meanwhile.
+        if settings.warmup_runs:
+            await asyncio.to_thread(warm_up, settings, state)
         assert state.meta is not None and state.engine is not None
         state.metrics.info.labels(state.meta.name, state.meta.version, state.engine.providers[0]).set(1)
         state.metrics.ready.set(1)
         state.ready = True
-        log.info(
-            "ready",
-            extra={
-                "model": state.meta.name,
-                "version": state.meta.version,
-                "providers": state.engine.providers,
-                "warmup_s": round(state.warmup_seconds, 3),
-            },
-        )
+        extra = {"model": state.meta.name, "version": state.meta.version, "providers": state.engine.providers}
+        log.info("ready", extra={**extra, "warmup_s": round(state.warmup_seconds, 3)})
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Loading is quick and must fail start-up when it fails (bad artifact, no CUDA when asked).
+        predictor = await asyncio.to_thread(build_predictor, settings, state)
+        predictor.batcher.start()
+        state.predictor = predictor
+        warming = asyncio.create_task(become_ready(), name="warm-up")
         try:
             yield
         finally:
+            warming.cancel()
             state.ready = False
             state.metrics.ready.set(0)
             await predictor.batcher.close(settings.drain_timeout_s)

@@ -35,7 +35,7 @@ def _predict(a: argparse.Namespace) -> None:
     from service.app import State, build_predictor
     from service.metrics import Metrics
 
-    s = _settings(a).model_copy(update={"warmup": False, "workers": 1})
+    s = _settings(a).model_copy(update={"warmup_runs": 0, "workers": 1})
 
     async def go() -> dict[str, Any]:
         p = build_predictor(s, State(settings=s, metrics=Metrics()))

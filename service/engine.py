@@ -87,10 +87,10 @@ class Engine:
             ) from e
         return probs, attn
 
-    def warmup(self, batch_sizes: list[int], lengths: list[int], pad_id: int) -> float:
-        """Run every (batch, length) shape once so the first requests don't pay for allocation."""
+    def warmup(self, batch_sizes: list[int], lengths: list[int], pad_id: int, runs: int = 1) -> float:
+        """Run every (batch, length) shape so the first requests don't pay for allocation."""
         t = time.perf_counter()
-        for b in batch_sizes:
+        for b in [b for b in batch_sizes for _ in range(runs)]:
             for n in lengths:
                 ids = np.full((b, n), pad_id, dtype=np.int64)  # (B, T)
                 ids[:, 0] = pad_id + 1
