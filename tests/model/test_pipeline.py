@@ -28,7 +28,10 @@ def test_onnx_signature_has_dynamic_batch_and_seq(tiny_artifact: Path) -> None:
     sess = ort.InferenceSession(str(tiny_artifact / "model.onnx"), providers=["CPUExecutionProvider"])
     ins = {i.name: (i.type, i.shape) for i in sess.get_inputs()}
     outs = {o.name: (o.type, o.shape) for o in sess.get_outputs()}
-    assert ins == {"input_ids": ("tensor(int64)", ["batch", "seq"]), "attention_mask": ("tensor(int64)", ["batch", "seq"])}
+    assert ins == {
+        "input_ids": ("tensor(int64)", ["batch", "seq"]),
+        "attention_mask": ("tensor(int64)", ["batch", "seq"]),
+    }
     assert outs == {"probabilities": ("tensor(float)", ["batch", 2]), "attention": ("tensor(float)", ["batch", "seq"])}
 
 
@@ -54,5 +57,9 @@ def test_int8_artifact_records_its_accuracy_delta(tiny_artifact: Path) -> None:
     meta = json.loads((q / "metadata.json").read_text())
     assert meta["name"] == "tiny-int8"
     delta = meta["metrics"]["accuracy_delta_vs_float"]
-    assert delta == meta["metrics"]["test"]["accuracy"] - json.loads((tiny_artifact / "metadata.json").read_text())["metrics"]["test"]["accuracy"]
+    assert (
+        delta
+        == meta["metrics"]["test"]["accuracy"]
+        - json.loads((tiny_artifact / "metadata.json").read_text())["metrics"]["test"]["accuracy"]
+    )
     assert OnnxClassifier(q)(["good"]).probabilities.shape == (1, 2)

@@ -1,0 +1,130 @@
+"""Behaviour under load and over the process's life, each on its own real server."""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import re
+import signal
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from tests.service.conftest import Server
+
+StartServer = Callable[..., Server]
+
+
+def _metric(text: str, name: str, **labels: str) -> float:
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name + "{") or line.startswith(name + " "):
+            if all(f'{k}="{v}"' in line for k, v in labels.items()):
+                total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def _fire(url: str, n: int, body: dict[str, Any], workers: int | None = None) -> list[httpx.Response | Exception]:
+    def one(_: int) -> httpx.Response | Exception:
+        try:
+            return httpx.post(url + "/predict", json=body, timeout=30)
+        except Exception as e:  # a refused connection is an outcome to count, not a test error
+            return e
+
+    with cf.ThreadPoolExecutor(workers or n) as pool:
+        return list(pool.map(one, range(n)))
+
+
+def test_api_key_required_except_health(start_server: StartServer) -> None:
+    s = start_server(api_key="s3cret")
+    assert s.client.get("/healthz").status_code == 200
+    assert s.client.get("/readyz").status_code == 200
+    r = s.client.post("/predict", json={"text": "hi"})
+    assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer"
+    assert "Authorization: Bearer" in r.json()["error"]["fix"]
+    assert s.client.post("/predict", json={"text": "hi"}, headers={"Authorization": "Bearer wrong"}).status_code == 401
+    assert s.client.get("/metrics").status_code == 401
+    ok = s.client.post("/predict", json={"text": "hi"}, headers={"Authorization": "Bearer s3cret"})
+    assert ok.status_code == 200
+    assert s.client.get("/metrics", headers={"Authorization": "Bearer s3cret"}).status_code == 200
+
+
+def test_concurrent_requests_are_batched_together(start_server: StartServer) -> None:
+    s = start_server(max_wait_ms=50)
+    results = _fire(s.url, 24, {"text": "a decent little film"})
+    assert all(isinstance(r, httpx.Response) and r.status_code == 200 for r in results)
+    m = s.client.get("/metrics").text
+    texts, calls = _metric(m, "sentiment_batch_size_texts_sum"), _metric(m, "sentiment_batch_size_texts_count")
+    assert texts == 24
+    assert calls < 24 / 2, f"{calls} engine calls for 24 concurrent texts: not batched"
+
+
+def test_full_queue_answers_429_at_once(start_server: StartServer) -> None:
+    # The batcher waits up to 3 s for a batch of 64: a 3-text queue fills up and stays full.
+    s = start_server(max_queue=3, max_wait_ms=3000)
+    with cf.ThreadPoolExecutor(1) as pool:
+        first = pool.submit(s.client.post, "/predict", json={"texts": ["one", "two", "three"]})
+        time.sleep(0.3)
+        t = time.monotonic()
+        r = s.client.post("/predict", json={"text": "four"})
+        took = time.monotonic() - t
+        assert r.status_code == 429, r.text
+        assert r.headers["retry-after"] == "1"
+        assert took < 0.5
+        assert first.result().status_code == 200
+
+
+def test_deadline_passed_in_queue_answers_504(start_server: StartServer) -> None:
+    s = start_server(max_wait_ms=1000)
+    t = time.monotonic()
+    r = s.client.post("/predict", json={"text": "slow", "timeout_ms": 100})
+    assert r.status_code == 504, r.text
+    assert r.json()["error"]["code"] == "deadline_exceeded"
+    assert time.monotonic() - t < 0.9
+    time.sleep(1.2)  # the batcher then drops the expired text instead of running it
+    m = s.client.get("/metrics").text
+    assert _metric(m, "sentiment_texts_total", outcome="ok") == 0
+
+
+def test_readiness_503_while_warming_up_then_200(start_server: StartServer) -> None:
+    s = start_server(ready=False, warmup_runs=300, max_batch_size=64)
+    s.wait_live()
+    r = s.client.get("/readyz")
+    assert r.status_code == 503 and r.json()["error"]["code"] == "not_ready"
+    assert s.client.get("/healthz").json()["ready"] is False
+    s.wait_ready(timeout=60)
+    assert s.client.get("/healthz").json()["ready"] is True
+
+
+def test_sigterm_under_load_answers_every_accepted_request(start_server: StartServer) -> None:
+    s = start_server(shutdown_delay_s=1.5, max_wait_ms=5)
+    with cf.ThreadPoolExecutor(1) as pool:
+        load = pool.submit(_fire, s.url, 200, {"texts": ["a fine film", "awful"]}, 16)
+        time.sleep(0.3)
+        s.proc.send_signal(signal.SIGTERM)
+        time.sleep(0.3)
+        # During the shutdown delay: not ready, still alive and still serving.
+        assert s.client.get("/readyz").status_code == 503
+        assert s.client.get("/healthz").json()["draining"] is True
+        results = load.result()
+    code = s.proc.wait(30)
+    assert code == 0, s.logs()[-2000:]
+    answered = [r for r in results if isinstance(r, httpx.Response)]
+    refused = [r for r in results if not isinstance(r, httpx.Response)]
+    assert answered and all(r.status_code in (200, 503) for r in answered), {r.status_code for r in answered}
+    # Once the listener closes, new connections are refused; none that got in went unanswered.
+    assert all(isinstance(e, httpx.ConnectError) for e in refused), refused[:3]
+
+
+def test_two_workers_metrics_report_all_processes(start_server: StartServer) -> None:
+    s = start_server(workers=2)
+    pids = set()
+    for _ in range(40):
+        with httpx.Client(base_url=s.url) as c:  # new connections spread over the workers
+            pids.add(c.get("/healthz").json()["pid"])
+            assert c.post("/predict", json={"text": "good"}).status_code == 200
+    m = s.client.get("/metrics").text
+    assert _metric(m, "sentiment_requests_total", route="/predict", status="200") == 40
+    assert len(set(re.findall(r'sentiment_model_info\{[^}]*pid="(\d+)"', m))) == 2
+    assert len(pids) == 2, "both workers served"
