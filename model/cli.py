@@ -76,9 +76,7 @@ def _evaluate(a: argparse.Namespace) -> None:
 
 
 def _data_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--data", type=Path, help="CSV or JSONL with text and label columns (default: bundled Rotten Tomatoes)"
-    )
+    p.add_argument("--data", type=Path, help="CSV or JSONL with text and label columns (default: bundled Rotten Tomatoes)")
     p.add_argument("--text-column", default="text")
     p.add_argument("--label-column", default="label")
     p.add_argument("--group-column", help="rows sharing this value never land in two splits")
@@ -101,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--batch-size", type=int)
     t.add_argument("--lr", type=float)
     t.add_argument("--patience", type=int)
-    t.add_argument("--seed", type=int, default=13)
+    t.add_argument("--seed", type=int, default=1)
     t.add_argument("--threads", type=int, default=2)
     t.add_argument("--model-config", help='JSON overrides of ModelConfig, e.g. \'{"cell": "gru"}\'')
     t.add_argument("--quantize", action="store_true", help="also write <out>-int8 (dynamic int8)")

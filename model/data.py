@@ -118,9 +118,7 @@ def _read_rows(path: Path) -> list[dict[str, object]]:
     raise DataError(f"{path}: unsupported file type; use .csv or .jsonl")
 
 
-def load_labelled_file(
-    path: Path, text_col: str = "text", label_col: str = "label", group_col: str | None = None
-) -> list[Example]:
+def load_labelled_file(path: Path, text_col: str = "text", label_col: str = "label", group_col: str | None = None) -> list[Example]:
     """A user's CSV (header row) or JSONL file with a text and a label column, any label names."""
     rows = _read_rows(path)
     if not rows:
@@ -129,8 +127,7 @@ def load_labelled_file(
     for col in wanted:
         if col not in rows[0]:
             raise DataError(
-                f"{path}: missing column {col!r}; found {sorted(rows[0])}. "
-                "Name the columns with --text-column / --label-column."
+                f"{path}: missing column {col!r}; found {sorted(rows[0])}. Name the columns with --text-column / --label-column."
             )
     out = []
     for n, row in enumerate(rows, start=1):

@@ -81,7 +81,7 @@ def _plot_confusion(cm: list[list[int]], labels: list[str], path: Path) -> None:
 def _plot_attention(samples: list[dict[str, Any]], path: Path) -> None:
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(len(samples), 1, figsize=(10, 0.9 * len(samples) + 0.4))
+    fig, axes = plt.subplots(len(samples), 1, figsize=(10, 1.3 * len(samples) + 0.4))
     for ax, s in zip(np.atleast_1d(axes), samples, strict=True):
         w = np.array(s["attention"])[None, :]  # (1, T)
         ax.imshow(w, cmap="Reds", aspect="auto", vmin=0, vmax=max(w.max(), 1e-6))

@@ -23,8 +23,8 @@ class ModelConfig:
     cell: Literal["lstm", "gru"] = "lstm"
     attention: Literal["additive", "dot"] = "additive"
     attention_dim: int = 128
-    dropout: float = 0.4
-    embed_dropout: float = 0.25
+    dropout: float = 0.5
+    embed_dropout: float = 0.4
     pad_id: int = 0
 
     def to_dict(self) -> dict[str, Any]:

@@ -25,11 +25,11 @@ log = logging.getLogger(__name__)
 class TrainConfig:
     epochs: int = 10
     batch_size: int = 32
-    lr: float = 2e-3
-    embed_lr: float = 5e-4  # pretrained embeddings move slower than the freshly initialised rest
+    lr: float = 1e-3
+    embed_lr: float = 1e-4  # pretrained embeddings move slower than the freshly initialised rest
     weight_decay: float = 1e-4
     patience: int = 3  # epochs without a better validation accuracy before stopping
-    seed: int = 13
+    seed: int = 1
     threads: int = 2
     grad_clip: float = 1.0
     label_smoothing: float = 0.0

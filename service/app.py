@@ -108,8 +108,6 @@ def create_app(settings: Settings, metrics_dir: str | None = None) -> FastAPI:
     errors.install(app)
     app.include_router(routes.public)
     app.include_router(routes.protected)
-    known = frozenset(
-        r.path for router in (routes.public, routes.protected) for r in router.routes if hasattr(r, "path")
-    )
+    known = frozenset(r.path for router in (routes.public, routes.protected) for r in router.routes if hasattr(r, "path"))
     app.add_middleware(RequestContext, metrics=state.metrics, known_routes=known)
     return app

@@ -15,18 +15,18 @@ from service.settings import Settings
 
 
 def _settings(a: argparse.Namespace) -> Settings:
-    overrides: dict[str, Any] = {
-        k: v for k in ("artifact", "host", "port", "workers", "device") if (v := getattr(a, k, None)) is not None
-    }
+    overrides: dict[str, Any] = {k: v for k in ("artifact", "host", "port", "workers", "device") if (v := getattr(a, k, None)) is not None}
     return Settings(**overrides)
 
 
 def _serve(a: argparse.Namespace) -> None:
     from service import logs
+    from service.model_files import Metadata
     from service.server import serve
 
     s = _settings(a)
     logs.configure(s.log_level)
+    Metadata.load(s.artifact)  # a missing or broken artifact: a one-line error, not a traceback
     serve(s)
 
 

@@ -80,9 +80,7 @@ def error_body(status: int, code: str, message: str, fix: str = "") -> bytes:
     return orjson.dumps({"error": err})
 
 
-def error_response(
-    status: int, code: str, message: str, fix: str = "", headers: dict[str, str] | None = None
-) -> Response:
+def error_response(status: int, code: str, message: str, fix: str = "", headers: dict[str, str] | None = None) -> Response:
     return Response(error_body(status, code, message, fix), status, headers=headers, media_type="application/json")
 
 
@@ -112,15 +110,11 @@ def install(app: FastAPI) -> None:
     async def http_error(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
         fixes = {404: "see /docs for the routes", 405: "see /docs for the methods of this route"}
-        return error_response(
-            exc.status_code, "http_error", str(exc.detail), fixes.get(exc.status_code, ""), dict(exc.headers or {})
-        )
+        return error_response(exc.status_code, "http_error", str(exc.detail), fixes.get(exc.status_code, ""), dict(exc.headers or {}))
 
     async def unknown_error(_: Request, exc: Exception) -> Response:
         log.exception("unhandled error", exc_info=exc)
-        return error_response(
-            500, "internal_error", "internal server error", "retry; if it persists, report the request_id"
-        )
+        return error_response(500, "internal_error", "internal server error", "retry; if it persists, report the request_id")
 
     app.add_exception_handler(ServiceError, service_error)
     app.add_exception_handler(RequestValidationError, validation_error)

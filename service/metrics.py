@@ -21,15 +21,9 @@ class Metrics:
         # with metrics registered on the global one.
         self.registry = CollectorRegistry()
         r = self.registry
-        self.requests = Counter(
-            "sentiment_requests_total", "HTTP requests by route and status", ["route", "method", "status"], registry=r
-        )
-        self.latency = Histogram(
-            "sentiment_request_duration_seconds", "HTTP request latency", ["route"], buckets=LATENCY, registry=r
-        )
-        self.texts = Counter(
-            "sentiment_texts_total", "Texts by outcome (ok, deadline, cancelled, error)", ["outcome"], registry=r
-        )
+        self.requests = Counter("sentiment_requests_total", "HTTP requests by route and status", ["route", "method", "status"], registry=r)
+        self.latency = Histogram("sentiment_request_duration_seconds", "HTTP request latency", ["route"], buckets=LATENCY, registry=r)
+        self.texts = Counter("sentiment_texts_total", "Texts by outcome (ok, deadline, cancelled, error)", ["outcome"], registry=r)
         self.queue_wait = Histogram(
             "sentiment_queue_wait_seconds",
             "Time a text waited in the queue before its batch ran",
@@ -47,9 +41,7 @@ class Metrics:
             registry=r,
         )
         self.inference = Histogram("sentiment_inference_seconds", "Engine call duration", buckets=LATENCY, registry=r)
-        self.queue_depth = Gauge(
-            "sentiment_queue_depth", "Texts waiting in the queue", multiprocess_mode="livesum", registry=r
-        )
+        self.queue_depth = Gauge("sentiment_queue_depth", "Texts waiting in the queue", multiprocess_mode="livesum", registry=r)
         self.info = Gauge(
             "sentiment_model_info",
             "The model and execution provider each worker serves",

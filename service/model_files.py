@@ -65,15 +65,9 @@ class TextTokenizer:
 
     def encode(self, texts: list[str]) -> list[Encoded]:
         out = []
-        for text, enc in zip(
-            texts, self.tok.encode_batch(texts) if len(texts) > 1 else [self.tok.encode(texts[0])], strict=True
-        ):
+        for text, enc in zip(texts, self.tok.encode_batch(texts) if len(texts) > 1 else [self.tok.encode(texts[0])], strict=True):
             if enc.ids:
-                out.append(
-                    Encoded(
-                        np.array(enc.ids, dtype=np.int64), list(enc.offsets), list(enc.tokens), bool(enc.overflowing)
-                    )
-                )
+                out.append(Encoded(np.array(enc.ids, dtype=np.int64), list(enc.offsets), list(enc.tokens), bool(enc.overflowing)))
             else:
                 # Nothing the tokenizer can read (e.g. only control characters): one unknown
                 # token spanning the whole text, as in training.

@@ -40,12 +40,8 @@ def require_key(request: Request, state: StateDep) -> None:
         return
     auth = request.headers.get("authorization", "")
     scheme, _, given = auth.partition(" ")
-    if scheme.lower() != "bearer" or not secrets.compare_digest(
-        given.strip().encode(), key.get_secret_value().encode()
-    ):
-        raise Unauthorized(
-            "missing or wrong API key", "send the header `Authorization: Bearer <key>`", {"WWW-Authenticate": "Bearer"}
-        )
+    if scheme.lower() != "bearer" or not secrets.compare_digest(given.strip().encode(), key.get_secret_value().encode()):
+        raise Unauthorized("missing or wrong API key", "send the header `Authorization: Bearer <key>`", {"WWW-Authenticate": "Bearer"})
 
 
 public = APIRouter()
@@ -81,9 +77,7 @@ async def metrics(state: StateDep) -> Response:
 async def read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(
-            f"the body has {declared} bytes; the limit is {limit}", "send fewer or shorter texts per request"
-        )
+        raise PayloadTooLarge(f"the body has {declared} bytes; the limit is {limit}", "send fewer or shorter texts per request")
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)

@@ -86,10 +86,7 @@ def serve(settings: Settings) -> None:
     sock.listen(2048)
     sock.set_inheritable(True)
     ctx = mp.get_context("spawn")
-    procs = [
-        ctx.Process(target=_worker, args=(settings, metrics_dir, sock), name=f"worker-{i}")
-        for i in range(settings.workers)
-    ]
+    procs = [ctx.Process(target=_worker, args=(settings, metrics_dir, sock), name=f"worker-{i}") for i in range(settings.workers)]
     for p in procs:
         p.start()
     log.info("started %d workers on %s:%d", len(procs), settings.host, settings.port)

@@ -20,9 +20,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SENTIMENT_", env_file=".env", extra="ignore")
 
     # Where and how to listen.
-    artifact: Path = Field(
-        Path("artifacts/default"), description="folder with model.onnx, tokenizer.json, metadata.json"
-    )
+    artifact: Path = Field(Path("artifacts/default"), description="folder with model.onnx, tokenizer.json, metadata.json")
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
     workers: int = Field(1, ge=1, le=64, description="server processes, each with its own engine and batcher")

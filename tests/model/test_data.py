@@ -39,9 +39,7 @@ def test_load_jsonl(tmp_path: Path) -> None:
         ("d.csv", b"text,label\n\xff\xfe,a\n", "not UTF-8"),
     ],
 )
-def test_load_bad_file_fails_with_a_message_naming_the_problem(
-    tmp_path: Path, name: str, content: str | bytes, message: str
-) -> None:
+def test_load_bad_file_fails_with_a_message_naming_the_problem(tmp_path: Path, name: str, content: str | bytes, message: str) -> None:
     with pytest.raises(DataError, match=message):
         load_labelled_file(_write(tmp_path, name, content))
 

@@ -25,9 +25,7 @@ def test_masked_softmax_padding_gets_zero_and_rows_sum_to_one() -> None:
 def test_masked_softmax_invariant_to_amount_of_padding() -> None:
     scores = torch.randn(1, 4)
     base = masked_softmax(scores, torch.ones(1, 4, dtype=torch.long))
-    padded = masked_softmax(
-        torch.cat([scores, torch.full((1, 20), 1e4)], 1), torch.cat([torch.ones(1, 4), torch.zeros(1, 20)], 1).long()
-    )
+    padded = masked_softmax(torch.cat([scores, torch.full((1, 20), 1e4)], 1), torch.cat([torch.ones(1, 4), torch.zeros(1, 20)], 1).long())
     assert torch.allclose(base, padded[:, :4], atol=1e-7)
 
 
@@ -43,9 +41,7 @@ def test_reverse_within_length_reverses_real_tokens_and_is_its_own_inverse() -> 
 @pytest.mark.parametrize("attention", ["additive", "dot"])
 def test_net_prediction_independent_of_batch_companions(cell: str, attention: str) -> None:
     torch.manual_seed(0)
-    net = SentimentNet(
-        ModelConfig(vocab_size=50, num_classes=3, embed_dim=16, hidden_size=8, cell=cell, attention=attention)
-    ).eval()  # type: ignore[arg-type]
+    net = SentimentNet(ModelConfig(vocab_size=50, num_classes=3, embed_dim=16, hidden_size=8, cell=cell, attention=attention)).eval()  # type: ignore[arg-type]
     ids, mask = _batch([4, 17, 9], 17)
     with torch.no_grad():
         batched_logits, batched_w = net(ids, mask)

@@ -59,7 +59,6 @@ def test_int8_artifact_records_its_accuracy_delta(tiny_artifact: Path) -> None:
     delta = meta["metrics"]["accuracy_delta_vs_float"]
     assert (
         delta
-        == meta["metrics"]["test"]["accuracy"]
-        - json.loads((tiny_artifact / "metadata.json").read_text())["metrics"]["test"]["accuracy"]
+        == meta["metrics"]["test"]["accuracy"] - json.loads((tiny_artifact / "metadata.json").read_text())["metrics"]["test"]["accuracy"]
     )
     assert OnnxClassifier(q)(["good"]).probabilities.shape == (1, 2)

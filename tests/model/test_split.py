@@ -5,11 +5,7 @@ from model.split import bucket, grouped_split
 
 
 def _corpus() -> list[Example]:
-    ex = [
-        Example(f"review {i} of movie {g}", "positive" if i % 2 else "negative", f"movie-{g}")
-        for g in range(200)
-        for i in range(5)
-    ]
+    ex = [Example(f"review {i} of movie {g}", "positive" if i % 2 else "negative", f"movie-{g}") for g in range(200) for i in range(5)]
     # The same snippet under two movies: they must be merged into one group.
     ex.append(Example("Review 0 of movie 3", "negative", "movie-77"))
     return ex

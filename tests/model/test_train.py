@@ -14,9 +14,7 @@ def _run(seed: int) -> dict[str, torch.Tensor]:
     ex = [Example(t, lab, str(i)) for i, (t, lab) in enumerate(TEXTS)]
     tok = train_wordpiece([e.text for e in ex], 100, 16)
     data = encode(tok, ex, ["neg", "pos"])
-    cfg = ModelConfig(
-        vocab_size=tok.get_vocab_size(), num_classes=2, embed_dim=8, hidden_size=8, attention_dim=8, pad_id=pad_id(tok)
-    )
+    cfg = ModelConfig(vocab_size=tok.get_vocab_size(), num_classes=2, embed_dim=8, hidden_size=8, attention_dim=8, pad_id=pad_id(tok))
     net, hist = train(cfg, TrainConfig(epochs=3, batch_size=8, seed=seed, progress=False, threads=1), data, data)
     assert len(hist.epochs) >= 1
     return net.state_dict()
@@ -31,8 +29,6 @@ def test_train_learns_a_separable_toy_task() -> None:
     ex = [Example(t, lab, str(i)) for i, (t, lab) in enumerate(TEXTS)]
     tok = train_wordpiece([e.text for e in ex], 100, 16)
     data = encode(tok, ex, ["neg", "pos"])
-    cfg = ModelConfig(
-        vocab_size=tok.get_vocab_size(), num_classes=2, embed_dim=8, hidden_size=8, attention_dim=8, pad_id=pad_id(tok)
-    )
+    cfg = ModelConfig(vocab_size=tok.get_vocab_size(), num_classes=2, embed_dim=8, hidden_size=8, attention_dim=8, pad_id=pad_id(tok))
     _, hist = train(cfg, TrainConfig(epochs=8, batch_size=8, lr=1e-2, progress=False, threads=1), data, data)
     assert max(h["val_accuracy"] for h in hist.epochs) == 1.0

@@ -28,9 +28,7 @@ class Server:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {k: v for k, v in os.environ.items() if not k.startswith("SENTIMENT_")}
-        env.update(
-            {"SENTIMENT_ARTIFACT": str(artifact), "SENTIMENT_PORT": str(self.port), "SENTIMENT_INTRA_OP_THREADS": "1"}
-        )
+        env.update({"SENTIMENT_ARTIFACT": str(artifact), "SENTIMENT_PORT": str(self.port), "SENTIMENT_INTRA_OP_THREADS": "1"})
         env.update({f"SENTIMENT_{k.upper()}": str(v) for k, v in settings.items()})
         self.log_path = log_path
         self.log = log_path.open("wb")

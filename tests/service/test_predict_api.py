@@ -61,11 +61,7 @@ def test_request_id_echoed_or_generated(server: Server) -> None:
 
 
 def _bad(server: Server, content: Any = None, **kw: Any) -> dict[str, Any]:
-    r = (
-        server.client.post("/predict", content=content, **kw)
-        if content is not None
-        else server.client.post("/predict", **kw)
-    )
+    r = server.client.post("/predict", content=content, **kw) if content is not None else server.client.post("/predict", **kw)
     assert 400 <= r.status_code < 500, (r.status_code, r.text)
     err = r.json()["error"]
     assert err["message"] and err["code"] and err["request_id"]
@@ -96,9 +92,7 @@ def _bad(server: Server, content: Any = None, **kw: Any) -> dict[str, Any]:
         ({"content": iter([b"x" * 15000, b"x" * 15000])}, 413, "exceeds 20000"),
     ],
 )
-def test_predict_bad_input_gets_4xx_saying_what_and_how_to_fix(
-    server: Server, kwargs: dict[str, Any], status: int, needle: str
-) -> None:
+def test_predict_bad_input_gets_4xx_saying_what_and_how_to_fix(server: Server, kwargs: dict[str, Any], status: int, needle: str) -> None:
     err = _bad(server, **kwargs)
     assert err["status"] == status
     assert needle.lower() in err["message"].lower()

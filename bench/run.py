@@ -1,0 +1,226 @@
+"""`python -m bench.run`: the service vs a naive endpoint vs the in-process ceiling, in one run.
+
+Starts both servers on the same artifact with the same number of worker processes, drives each
+with wrk (a Lua script cycling through real test-split texts) at several concurrencies, for
+single-text and 32-text requests, then measures the onnxruntime ceiling at the batch sizes the
+service formed. Prints the table and writes docs/BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from bench.ceiling import ceiling
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class Run:
+    server: str
+    scenario: str
+    concurrency: int
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+    texts_per_request: int
+    mean_batch: float | None = None
+
+    @property
+    def texts_per_s(self) -> float:
+        return self.rps * self.texts_per_request
+
+
+def test_texts(n: int) -> list[str]:
+    from model.data import load_rotten_tomatoes
+    from model.split import grouped_split
+
+    return [e.text for e in grouped_split(load_rotten_tomatoes(ROOT / ".cache")).test][:n]
+
+
+def lua_script(bodies: list[str], path: Path) -> None:
+    quoted = ",\n".join(f"[==[{b}]==]" for b in bodies)
+    path.write_text(
+        f"local bodies = {{\n{quoted}\n}}\nlocal i = 0\n"
+        'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+        'request = function()\n  i = i % #bodies + 1\n  return wrk.format(nil, "/predict", nil, bodies[i])\nend\n'
+    )
+
+
+def to_ms(v: str) -> float:
+    m = re.match(r"([\d.]+)(us|ms|s|m)", v)
+    assert m, v
+    return float(m.group(1)) * {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 6e4}[m.group(2)]
+
+
+def wrk(url: str, script: Path, conc: int, seconds: int) -> tuple[float, float, float, int]:
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{conc}", f"-d{seconds}s", "--latency", "--timeout", "10s", "-s", str(script), url],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    p50 = to_ms(re.search(r"50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    p99 = to_ms(re.search(r"99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    errors = (int(non2xx.group(1)) if non2xx else 0) + (sum(int(x) for x in sock.groups()) if sock else 0)
+    return rps, p50, p99, errors
+
+
+def batch_counts(url: str) -> tuple[float, float]:
+    text = httpx.get(url + "/metrics").text
+    s = re.search(r"^sentiment_batch_size_texts_sum (\S+)", text, re.M)
+    c = re.search(r"^sentiment_batch_size_texts_count (\S+)", text, re.M)
+    return (float(s.group(1)) if s else 0.0), (float(c.group(1)) if c else 0.0)
+
+
+def start(cmd: list[str], env: dict[str, str], url: str, log: Path) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **env}, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    end = time.monotonic() + 120
+    while time.monotonic() < end:
+        try:
+            if httpx.get(url + ("/readyz" if "service" in cmd else "/docs")).status_code == 200:
+                return proc
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError(f"{cmd} did not become ready; see {log}")
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--artifact", type=Path, default=ROOT / "artifacts/default")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1, help="onnxruntime threads per worker")
+    ap.add_argument("--seconds", type=int, default=10)
+    ap.add_argument("--concurrency", default="1,16,64")
+    ap.add_argument("--out", type=Path, default=ROOT / "docs/BENCHMARKS.md")
+    a = ap.parse_args()
+    concs = [int(c) for c in a.concurrency.split(",")]
+    texts = test_texts(1000)
+    tmp = Path(tempfile.mkdtemp(prefix="bench-"))
+    scenarios = {"single": 1, "batch32": 32}
+    lua_script([json.dumps({"text": t}) for t in texts[:400]], tmp / "single.lua")
+    lua_script([json.dumps({"texts": texts[i : i + 32]}) for i in range(0, 32 * 30, 32)], tmp / "batch32.lua")
+
+    runs: list[Run] = []
+    svc_env = {
+        "SENTIMENT_ARTIFACT": str(a.artifact),
+        "SENTIMENT_PORT": "18080",
+        "SENTIMENT_WORKERS": str(a.workers),
+        "SENTIMENT_INTRA_OP_THREADS": str(a.threads),
+        "SENTIMENT_LOG_LEVEL": "warning",
+    }
+    naive_env = {"NAIVE_ARTIFACT": str(a.artifact), "NAIVE_THREADS": str(a.threads)}
+    servers = {
+        "service": ([sys.executable, "-m", "service", "serve"], svc_env, "http://127.0.0.1:18080"),
+        "naive": (
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "--factory",
+                "bench.naive_app:create",
+                "--port",
+                "18081",
+                "--workers",
+                str(a.workers),
+                "--log-level",
+                "warning",
+                "--no-access-log",
+            ],
+            naive_env,
+            "http://127.0.0.1:18081",
+        ),
+    }
+    for name, (cmd, env, url) in servers.items():
+        proc = start(cmd, env, url, tmp / f"{name}.log")
+        try:
+            for scen, n in scenarios.items():
+                for c in concs:
+                    wrk(url, tmp / f"{scen}.lua", c, 2)  # warm-up, discarded
+                    before = batch_counts(url) if name == "service" else (0.0, 0.0)
+                    rps, p50, p99, err = wrk(url, tmp / f"{scen}.lua", c, a.seconds)
+                    r = Run(name, scen, c, rps, p50, p99, err, n)
+                    if name == "service":
+                        after = batch_counts(url)
+                        r.mean_batch = (after[0] - before[0]) / max(1.0, after[1] - before[1])
+                    runs.append(r)
+                    line = f"{name:8} {scen:8} c={c:<3} {rps:9.1f} req/s {r.texts_per_s:9.1f} texts/s"
+                    print(f"{line} p50 {p50:7.2f} ms p99 {p99:7.2f} ms errors {err}", flush=True)
+        finally:
+            stop(proc)
+
+    ceilings: dict[int, float] = {}
+    for r in runs:
+        if r.server == "service" and r.mean_batch:
+            b = max(1, round(r.mean_batch))
+            if b not in ceilings:
+                ceilings[b] = ceiling(a.artifact, texts, b, a.workers, a.threads)
+                print(f"ceiling at batch {b}: {ceilings[b]:.1f} texts/s", flush=True)
+    report = render(runs, ceilings, a)
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    a.out.write_text(report)
+    print(report)
+
+
+def render(runs: list[Run], ceilings: dict[int, float], a: argparse.Namespace) -> str:
+    import onnxruntime as ort
+
+    naive = {(r.scenario, r.concurrency): r for r in runs if r.server == "naive"}
+    meta = json.loads((a.artifact / "metadata.json").read_text())
+    lines = [
+        "# Benchmarks",
+        "",
+        "Regenerate with `make bench` (runs `python -m bench.run`); every number below comes from one run.",
+        "",
+        f"- Machine: {os.cpu_count()} cores ({platform.processor() or platform.machine()}), {platform.system()} {platform.release()}; "
+        "wrk runs on the same machine and takes CPU from the servers.",
+        f"- Versions: Python {platform.python_version()}, onnxruntime {ort.__version__}, model {meta['name']} {meta['version']} "
+        f"({meta['model_config']['cell']}, hidden {meta['model_config']['hidden_size']}).",
+        f"- Settings: {a.workers} worker processes × {a.threads} onnxruntime thread(s) for both servers; {a.seconds} s per point "
+        "after a 2 s warm-up; texts from the test split (mean ≈ 25 tokens).",
+        "- naive: a FastAPI endpoint that runs the model once per request (no batching), `bench/naive_app.py`.",
+        "- ceiling: onnxruntime called in-process in the same topology, length-sorted batches at the service's mean batch size.",
+        "",
+        "| requests | c | server | req/s | texts/s | p50 ms | p99 ms | errors | mean batch | vs naive | % of ceiling |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in runs:
+        base = naive.get((r.scenario, r.concurrency))
+        ratio = f"{r.texts_per_s / base.texts_per_s:.2f}×" if base and r.server == "service" else ""
+        ceil = ceilings.get(max(1, round(r.mean_batch or 0)))
+        pct = f"{100 * r.texts_per_s / ceil:.0f}% of {ceil:.0f}" if ceil and r.server == "service" else ""
+        mb = f"{r.mean_batch:.1f}" if r.mean_batch is not None else ""
+        cells = [r.scenario, r.concurrency, r.server, f"{r.rps:.1f}", f"{r.texts_per_s:.1f}", f"{r.p50_ms:.2f}", f"{r.p99_ms:.2f}"]
+        lines.append("| " + " | ".join(str(c) for c in [*cells, r.errors, mb, ratio, pct]) + " |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()

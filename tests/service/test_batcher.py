@@ -1,0 +1,141 @@
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from service.batcher import Batcher, BatchLimits, Item, plan_batches
+from service.engine import Engine, EngineConfig
+from service.errors import DeadlineExceeded, InferenceFailed, QueueFull
+from service.metrics import Metrics
+
+
+def _item(n: int) -> Item:
+    return Item(np.arange(1, n + 1, dtype=np.int64), time.monotonic() + 10, asyncio.Future(loop=asyncio.new_event_loop()))
+
+
+def test_plan_batches_sorts_by_length_within_both_limits() -> None:
+    items = [_item(n) for n in (30, 2, 17, 3, 29, 16, 1, 100)]
+    batches = plan_batches(items, BatchLimits(max_batch_size=3, max_batch_tokens=60))
+    flat = [len(i.ids) for b in batches for i in b]
+    assert flat == sorted(flat) and len(flat) == len(items)
+    for b in batches:
+        longest = max(len(i.ids) for i in b)
+        assert len(b) <= 3
+        assert longest * len(b) <= 60 or len(b) == 1  # a text over the budget runs alone
+    assert [len(i.ids) for i in batches[-1]] == [100]
+
+
+def _engine(artifact: Path) -> Engine:
+    return Engine(artifact / "model.onnx", EngineConfig(device="cpu"))
+
+
+def test_batcher_results_match_running_each_text_alone(tiny_artifact: Path) -> None:
+    engine = _engine(tiny_artifact)
+    rng = np.random.default_rng(0)
+    seqs = [rng.integers(2, 1000, size=int(n)).astype(np.int64) for n in rng.integers(1, 40, size=50)]
+
+    async def go() -> list[tuple[np.ndarray, np.ndarray]]:
+        b = Batcher(engine.run, 0, BatchLimits(max_batch_size=16, max_batch_tokens=256, max_wait_s=0.01), Metrics())
+        b.start()
+        futs = [f for s in seqs for f in b.submit([s], time.monotonic() + 10)]
+        res = await asyncio.gather(*futs)
+        await b.close(5)
+        return list(res)
+
+    for s, (probs, attn) in zip(seqs, asyncio.run(go()), strict=True):
+        p1, a1 = engine.run(s[None, :], np.ones((1, len(s)), dtype=np.int64))
+        assert np.abs(probs - p1[0]).max() <= 1e-5
+        assert attn.shape == (len(s),) and np.abs(attn - a1[0]).max() <= 1e-5
+
+
+def test_batcher_engine_error_fails_the_batch_and_keeps_serving(tiny_artifact: Path) -> None:
+    engine = _engine(tiny_artifact)
+    fail = [True]
+
+    def flaky(ids: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if fail[0]:
+            fail[0] = False
+            raise RuntimeError("device lost")
+        return engine.run(ids, mask)
+
+    async def go() -> None:
+        b = Batcher(flaky, 0, BatchLimits(max_wait_s=0.01), Metrics())
+        b.start()
+        first = b.submit([np.array([5, 6]), np.array([7])], time.monotonic() + 10)
+        for f in first:
+            with pytest.raises(InferenceFailed, match="device lost"):
+                await f
+        (again,) = b.submit([np.array([5, 6])], time.monotonic() + 10)
+        probs, _ = await again
+        assert probs.shape == (2,)
+        await b.close(5)
+
+    asyncio.run(go())
+
+
+def test_batcher_wrong_row_count_from_engine_fails_clearly() -> None:
+    def short(ids: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return np.zeros((ids.shape[0] - 1, 2), np.float32), np.zeros((ids.shape[0] - 1, ids.shape[1]), np.float32)
+
+    async def go() -> None:
+        b = Batcher(short, 0, BatchLimits(max_wait_s=0.01), Metrics())
+        b.start()
+        futs = b.submit([np.array([1]), np.array([2, 3])], time.monotonic() + 10)
+        for f in futs:
+            with pytest.raises(InferenceFailed, match="returned 1 rows"):
+                await f
+        await b.close(5)
+
+    asyncio.run(go())
+
+
+def test_batcher_drops_expired_and_cancelled_items_without_running_them(tiny_artifact: Path) -> None:
+    engine = _engine(tiny_artifact)
+    ran: list[int] = []
+
+    def counting(ids: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        ran.append(ids.shape[0])
+        return engine.run(ids, mask)
+
+    async def go() -> None:
+        b = Batcher(counting, 0, BatchLimits(max_wait_s=0.05), Metrics())
+        b.start()
+        (expired,) = b.submit([np.array([1, 2])], time.monotonic() - 1)
+        (gone,) = b.submit([np.array([3])], time.monotonic() + 10)
+        (kept,) = b.submit([np.array([4])], time.monotonic() + 10)
+        gone.cancel()
+        with pytest.raises(DeadlineExceeded):
+            await expired
+        await kept
+        await b.close(5)
+
+    asyncio.run(go())
+    assert ran == [1]
+
+
+def test_batcher_full_queue_refuses_whole_request() -> None:
+    async def go() -> None:
+        b = Batcher(lambda i, m: (i, m), 0, BatchLimits(max_queue=3, max_wait_s=10), Metrics())
+        b.submit([np.array([1]), np.array([2])], time.monotonic() + 10)
+        with pytest.raises(QueueFull):
+            b.submit([np.array([1]), np.array([2])], time.monotonic() + 10)
+        assert len(b.queue) == 2
+
+    asyncio.run(go())
+
+
+def test_batcher_close_runs_everything_queued(tiny_artifact: Path) -> None:
+    engine = _engine(tiny_artifact)
+
+    async def go() -> None:
+        b = Batcher(engine.run, 0, BatchLimits(max_wait_s=5), Metrics())
+        b.start()
+        futs = b.submit([np.array([1, 2, 3])] * 5, time.monotonic() + 10)
+        await b.close(5)  # closing cuts the 5 s wait short and drains
+        assert all(f.done() and not f.exception() for f in futs)
+
+    asyncio.run(go())
