@@ -51,7 +51,7 @@ def build_predictor(s: Settings, state: State) -> Predictor:
         s.artifact / "model.onnx",
         EngineConfig(s.device, s.threads_per_worker(), s.inter_op_threads, s.graph_optimization),
     )
-    limits = BatchLimits(s.max_batch_size, s.max_batch_tokens, s.max_wait_ms / 1000.0, s.max_queue)
+    limits = BatchLimits(s.max_batch_size, s.max_batch_tokens, s.max_wait_ms / 1000.0, s.max_queue, s.split_cost_tokens)
     batcher = Batcher(engine.run, meta.pad_id, limits, state.metrics)
     req = RequestLimits(s.max_texts_per_request, s.max_text_chars, s.request_timeout_ms, s.max_request_timeout_ms)
     state.meta, state.engine = meta, engine

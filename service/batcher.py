@@ -45,19 +45,31 @@ class BatchLimits:
     max_batch_tokens: int = 4096
     max_wait_s: float = 0.002
     max_queue: int = 2048
+    split_cost_tokens: int = 16
 
 
 def plan_batches(items: list[Item], limits: BatchLimits) -> list[list[Item]]:
     """Sort by length and cut into batches with count ≤ max_batch_size and longest × count ≤
-    max_batch_tokens (a single text longer than the token budget still runs, alone)."""
+    max_batch_tokens (a single text longer than the token budget still runs, alone).
+
+    A batch is also cut where taking the next (longer) text would add more padding than one more
+    engine call costs (`split_cost_tokens`, in padded-token equivalents): on a CPU the cost per
+    token hardly falls past a few texts per batch, so padding is waste (see docs/SERVING.md).
+    """
     batches: list[list[Item]] = []
     cur: list[Item] = []
+    longest = 0
     for it in sorted(items, key=lambda i: len(i.ids)):
         n = len(it.ids)  # the longest so far, since sorted
-        if cur and (len(cur) + 1 > limits.max_batch_size or n * (len(cur) + 1) > limits.max_batch_tokens):
+        if cur and (
+            len(cur) + 1 > limits.max_batch_size
+            or n * (len(cur) + 1) > limits.max_batch_tokens
+            or (n - longest) * len(cur) > limits.split_cost_tokens
+        ):
             batches.append(cur)
             cur = []
         cur.append(it)
+        longest = n
     if cur:
         batches.append(cur)
     return batches

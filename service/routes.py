@@ -27,14 +27,14 @@ class JSONBytes(Response):
         return orjson.dumps(content)
 
 
-def get_state(request: Request) -> State:
+async def get_state(request: Request) -> State:
     return request.app.state.svc  # type: ignore[no-any-return]
 
 
 StateDep = Annotated["State", Depends(get_state)]
 
 
-def require_key(request: Request, state: StateDep) -> None:
+async def require_key(request: Request, state: StateDep) -> None:
     key = state.settings.api_key
     if key is None:
         return

@@ -65,28 +65,40 @@ def make_server(settings: Settings, metrics_dir: str | None) -> DrainingServer:
     return DrainingServer(config, settings, app.state.svc.start_draining)
 
 
-def _worker(settings: Settings, metrics_dir: str | None, sock: socket.socket) -> None:
+def listen_socket(host: str, port: int) -> socket.socket:
+    """A listening socket of this worker's own in a SO_REUSEPORT group: the kernel spreads new
+    connections evenly over the workers. (With one shared socket, whichever worker wakes first
+    accepts, and keep-alive clients can end up mostly on one worker while the other idles.)"""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    return sock
+
+
+def _worker(settings: Settings, metrics_dir: str | None) -> None:
     from service import logs
 
     logs.configure(settings.log_level)
-    make_server(settings, metrics_dir).run(sockets=[sock])
+    make_server(settings, metrics_dir).run(sockets=[listen_socket(settings.host, settings.port)])
 
 
 def serve(settings: Settings) -> None:
-    """Serve until signalled. Prometheus multiprocess mode is on whenever workers > 1."""
+    """Serve until signalled. Prometheus multiprocess mode is on whenever workers > 1. Several
+    workers need a fixed port (each binds it with SO_REUSEPORT)."""
     if settings.workers == 1:
         make_server(settings, None).run()
         return
     metrics_dir = tempfile.mkdtemp(prefix="sentiment-metrics-")
     # prometheus-client reads this when its modules are imported in each (spawned) worker.
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
-    sock = socket.socket(socket.AF_INET6 if ":" in settings.host else socket.AF_INET)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((settings.host, settings.port))
-    sock.listen(2048)
-    sock.set_inheritable(True)
+    # Fail here, once, if the port is taken; the guard stays bound (not listening) until exit.
+    guard = socket.socket(socket.AF_INET6 if ":" in settings.host else socket.AF_INET)
+    guard.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    guard.bind((settings.host, settings.port))
     ctx = mp.get_context("spawn")
-    procs = [ctx.Process(target=_worker, args=(settings, metrics_dir, sock), name=f"worker-{i}") for i in range(settings.workers)]
+    procs = [ctx.Process(target=_worker, args=(settings, metrics_dir), name=f"worker-{i}") for i in range(settings.workers)]
     for p in procs:
         p.start()
     log.info("started %d workers on %s:%d", len(procs), settings.host, settings.port)
@@ -100,5 +112,8 @@ def serve(settings: Settings) -> None:
     signal.signal(signal.SIGINT, forward)
     for p in procs:
         p.join()
-    sock.close()
-    log.info("all workers stopped")
+    guard.close()
+    codes = [p.exitcode for p in procs]
+    log.info("all workers stopped", extra={"exit_codes": codes})
+    if any(codes):
+        raise SystemExit(1)

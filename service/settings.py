@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     max_batch_tokens: int = Field(4096, ge=1, description="padded tokens (longest × count) per engine call")
     max_wait_ms: float = Field(2.0, ge=0, description="how long the first queued text waits for company")
     max_queue: int = Field(2048, ge=1, description="queued texts per worker before answering 429")
+    split_cost_tokens: int = Field(
+        16, ge=0, description="cost of one more engine call in padded tokens: batches split where padding would exceed it"
+    )
 
     # Requests.
     max_texts_per_request: int = Field(64, ge=1)
