@@ -96,6 +96,7 @@ class Batcher:
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="engine")
         self.task: asyncio.Task[None] | None = None
         self.closing = False
+        self.last_round_texts = 0
 
     def start(self) -> None:
         self.task = asyncio.get_running_loop().create_task(self._loop(), name="batcher")
@@ -133,9 +134,12 @@ class Batcher:
                 self.wake.clear()
                 await self.wake.wait()
                 continue
-            # Wait for company until the batch is full or the oldest text has waited enough.
+            # Wait for company until the batch is full or the oldest text has waited enough —
+            # unless the last round ran a lone text into an empty queue: then nobody else is
+            # sending, and waiting would only add max_wait to every request of a lone client.
             oldest = self.queue[0].enqueued
-            while not self._full() and not self.closing:
+            lone = self.last_round_texts <= 1 and len(self.queue) == 1
+            while not lone and not self._full() and not self.closing:
                 left = oldest + self.limits.max_wait_s - time.monotonic()
                 if left <= 0:
                     break
@@ -157,7 +161,9 @@ class Batcher:
     async def _round(self) -> None:
         now = time.monotonic()
         live = []
-        for it in self._take():
+        taken = self._take()
+        self.last_round_texts = len(taken)
+        for it in taken:
             if it.future.done():  # cancelled: the caller disconnected or gave up
                 self.metrics.texts.labels("cancelled").inc()
             elif it.deadline < now:

@@ -142,12 +142,10 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 async def predict(request: Request, state: StateDep) -> Response:
     # validate → tokenize → enqueue (submit) → batch → run → split (batcher) → respond
     body = await read_body(request, state.settings.max_body_bytes)
-    if state.predictor is None or state.draining:
-        raise NotReady(
-            "the model is not ready" if not state.draining else "draining: the server is shutting down",
-            "retry shortly or on another replica",
-            {"Retry-After": "1"},
-        )
+    # While draining, requests are still served: a load balancer may send some until it has
+    # seen /readyz fail. Only a closed batcher (after the listener closed) refuses them.
+    if state.predictor is None:
+        raise NotReady("the model is not loaded yet", "retry shortly", {"Retry-After": "1"})
     try:
         req = PredictRequest.model_validate_json(body)
     except ValidationError:
