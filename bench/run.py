@@ -219,6 +219,24 @@ def render(runs: list[Run], ceilings: dict[int, float], a: argparse.Namespace) -
         mb = f"{r.mean_batch:.1f}" if r.mean_batch is not None else ""
         cells = [r.scenario, r.concurrency, r.server, f"{r.rps:.1f}", f"{r.texts_per_s:.1f}", f"{r.p50_ms:.2f}", f"{r.p99_ms:.2f}"]
         lines.append("| " + " | ".join(str(c) for c in [*cells, r.errors, mb, ratio, pct]) + " |")
+    lines += ["", "## Against the targets (computed from the table above)", ""]
+    svc = {(r.scenario, r.concurrency): r for r in runs if r.server == "service"}
+    s64, n64 = svc.get(("single", 64)), naive.get(("single", 64))
+    if s64 and n64:
+        ratio = s64.texts_per_s / n64.texts_per_s
+        lines.append(
+            f"- single text, c=64: {ratio:.2f}× the naive endpoint (target ≥ 1.5×: {'met' if ratio >= 1.5 else 'NOT met'}), "
+            f"p99 {s64.p99_ms:.1f} ms (target ≤ 50 ms: {'met' if s64.p99_ms <= 50 else 'NOT met'})."
+        )
+    for c in (16, 64):
+        r = svc.get(("batch32", c))
+        ceil = ceilings.get(max(1, round(r.mean_batch or 0))) if r else None
+        if r and ceil:
+            pct = 100 * r.texts_per_s / ceil
+            lines.append(
+                f"- 32-text requests, c={c}: {pct:.0f}% of the in-process ceiling (target ≥ 80%: {'met' if pct >= 80 else 'NOT met'})."
+            )
+    lines += ["", 'Where the time goes is in docs/SERVING.md ("Performance").']
     return "\n".join(lines) + "\n"
 
 

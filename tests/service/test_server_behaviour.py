@@ -136,3 +136,16 @@ def test_two_workers_metrics_report_all_processes(start_server: StartServer) -> 
     assert _metric(m, "sentiment_requests_total", route="/predict", status="200") == 40
     assert len(set(re.findall(r'sentiment_model_info\{[^}]*pid="(\d+)"', m))) == 2
     assert len(pids) == 2, "both workers served"
+
+
+def test_client_disconnect_drops_its_queued_texts(start_server: StartServer) -> None:
+    s = start_server(max_wait_ms=1500)
+    with httpx.Client(base_url=s.url, timeout=0.3) as impatient:
+        try:
+            impatient.post("/predict", json={"texts": ["never", "mind"]})
+        except httpx.ReadTimeout:
+            pass  # the client gives up and closes its connection while the texts are queued
+    time.sleep(2.0)  # the round starts after 1.5 s and finds the texts cancelled
+    m = s.client.get("/metrics").text
+    assert _metric(m, "sentiment_texts_total", outcome="cancelled") == 2
+    assert _metric(m, "sentiment_texts_total", outcome="ok") == 0
