@@ -50,7 +50,7 @@ def build_predictor(s: Settings, state: State) -> Predictor:
     meta = Metadata.load(s.artifact)
     engine = Engine(
         s.artifact / "model.onnx",
-        EngineConfig(s.device, s.threads_per_worker(), s.inter_op_threads, s.graph_optimization),
+        EngineConfig(s.device, s.threads_per_worker(), s.inter_op_threads, s.graph_optimization, s.cuda_tf32),
     )
     limits = BatchLimits(s.max_batch_size, s.max_batch_tokens, s.max_wait_ms / 1000.0, s.max_queue, s.split_cost_tokens)
     batcher = Batcher(engine.run, meta.pad_id, limits, state.metrics)

@@ -35,6 +35,7 @@ class EngineConfig:
     intra_op_threads: int = 1
     inter_op_threads: int = 1
     graph_optimization: str = "all"
+    cuda_tf32: bool = False
 
 
 class Engine:
@@ -58,7 +59,7 @@ class Engine:
         # the event loop needs to parse the next requests.
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         available = ort.get_available_providers() if available is None else available
-        asked = prov.requested(cfg.device, available)
+        asked = prov.requested(cfg.device, available, tf32=cfg.cuda_tf32)
         sess = session_factory(str(model_path), opts, providers=asked)
         if not prov.verify(cfg.device, asked, sess.get_providers()):
             log.warning(

@@ -30,6 +30,7 @@ class Settings(BaseSettings):
     intra_op_threads: int = Field(0, ge=0, description="0: the machine's cores divided by workers (at least 1)")
     inter_op_threads: int = Field(1, ge=1)
     graph_optimization: GraphOpt = "all"
+    cuda_tf32: bool = Field(False, description="allow TF32 on CUDA: faster, outputs move by ~1e-3")
     warmup_runs: int = Field(1, ge=0, description="runs of each warm-up shape before ready (0: no warm-up)")
 
     # Micro-batching.

@@ -44,3 +44,10 @@ def test_verify_explicit_cuda_dropped_by_session_fails_never_silent_cpu() -> Non
 def test_verify_auto_cuda_dropped_reports_false_for_cpu_rebuild() -> None:
     assert prov.verify("auto", prov.requested("auto", WITH_CUDA), [prov.CPU]) is False
     assert prov.verify("auto", prov.requested("auto", WITH_CUDA), [prov.CUDA, prov.CPU]) is True
+
+
+def test_requested_cuda_keeps_tf32_off_unless_asked() -> None:
+    (cuda, opts), _ = prov.requested("cuda", WITH_CUDA)
+    assert cuda == prov.CUDA and opts["use_tf32"] == "0"
+    (_, opts), _ = prov.requested("auto", WITH_CUDA, tf32=True)
+    assert opts["use_tf32"] == "1"
