@@ -8,7 +8,7 @@ ARTIFACT := artifacts/default
 # Re-install only when pyproject.toml changes (the stamp records which version was installed).
 STAMP := $(VENV)/.stamp-$(shell sha256sum pyproject.toml | cut -c1-16)
 
-.PHONY: run test lint typecheck artifact venv bench clean
+.PHONY: run test lint typecheck artifact venv bench clean lock tools
 
 $(STAMP):
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -35,8 +35,22 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
-test: lint typecheck
+# Debian's docker-compose 1.29 validates docker-compose.yml offline (no Docker engine needed).
+tools:
+	command -v docker-compose >/dev/null || (apt-get update -qq && apt-get install -y -qq docker-compose >/dev/null)
+
+test: lint typecheck tools
 	$(VENV)/bin/pytest
+
+# requirements/serve*.txt: the fully pinned serving runtime the Docker image (and its test) install.
+lock:
+	rm -rf /tmp/sentiment-lock && $(PYTHON) -m venv /tmp/sentiment-lock
+	/tmp/sentiment-lock/bin/pip install --quiet --disable-pip-version-check '.[serve]'
+	{ echo "# The serving runtime, fully pinned: what the Docker runtime stage installs (pip --no-deps)."; \
+	  echo "# Regenerate with 'make lock' after changing pyproject.toml's serving pins."; \
+	  /tmp/sentiment-lock/bin/pip freeze --disable-pip-version-check | grep -v '^sentiment'; } > requirements/serve.txt
+	sed 's/^onnxruntime==/onnxruntime-gpu==/; 1s/.*/# The GPU serving runtime: serve.txt with onnxruntime-gpu instead of onnxruntime (never both)./' \
+	  requirements/serve.txt > requirements/serve-gpu.txt
 
 bench: artifact
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)

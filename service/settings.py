@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Device = Literal["auto", "cpu", "cuda", "tensorrt"]
@@ -55,6 +55,12 @@ class Settings(BaseSettings):
     drain_timeout_s: float = Field(30.0, gt=0, description="then: finish accepted requests within this time")
 
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @field_validator("api_key", mode="before")
+    @classmethod
+    def _empty_key_is_none(cls, v: object) -> object:
+        # `SENTIMENT_API_KEY=` (as compose passes an unset variable) means no key, not "".
+        return None if v is None or (isinstance(v, str) and not v.strip()) else v
 
     @model_validator(mode="after")
     def _check(self) -> Settings:
