@@ -6,11 +6,12 @@ no special tokens, no padding, truncation at the model's max_length.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
-from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers
 
 from model.data import WheelMember, read_wheel_member
 
@@ -49,18 +50,29 @@ def minilm_embeddings(cache_dir: Path) -> np.ndarray:
 
 
 def train_wordpiece(texts: Iterable[str], vocab_size: int, max_length: int) -> Tokenizer:
-    """A BERT-style uncased WordPiece vocabulary learnt from the training texts alone."""
-    tok = Tokenizer(models.WordPiece(unk_token=UNK))  # type: ignore[call-arg]
-    tok.normalizer = normalizers.BertNormalizer(lowercase=True)  # type: ignore[assignment]
-    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()  # type: ignore[assignment]
+    """A BERT-style uncased WordPiece vocabulary from the training texts alone: every character
+    seen (alone and as a `##` continuation), then the most frequent words, ties broken
+    alphabetically. Words outside it are spelled in smaller pieces, down to characters.
+
+    Not `tokenizers`' WordPieceTrainer: among equally frequent merges it picks in hash-map order,
+    so the same texts gave different vocabularies from run to run and training was not
+    reproducible.
+    """
+    normalizer = normalizers.BertNormalizer(lowercase=True)
+    pre = pre_tokenizers.BertPreTokenizer()
+    counts: Counter[str] = Counter()
+    for text in texts:
+        counts.update(w for w, _ in pre.pre_tokenize_str(normalizer.normalize_str(text)))
+    chars = sorted({c for w in counts for c in w})
+    vocab = [PAD, UNK, *chars, *(f"##{c}" for c in chars)]
+    room = max(0, vocab_size - len(vocab))
+    known = set(vocab)
+    words = [w for w, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])) if w not in known]
+    vocab += words[:room]
+    tok = Tokenizer(models.WordPiece({t: i for i, t in enumerate(vocab)}, unk_token=UNK))  # type: ignore[call-arg]
+    tok.normalizer = normalizer  # type: ignore[assignment]
+    tok.pre_tokenizer = pre  # type: ignore[assignment]
     tok.decoder = decoders.WordPiece()  # type: ignore[assignment]
-    trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=[PAD, UNK])  # type: ignore[call-arg]
-    tok.train_from_iterator(texts, trainer=trainer)
-    # The trainer numbers tokens in an order that varies from run to run (hash-map order among
-    # equally frequent pieces); renumber them canonically so training is reproducible.
-    specials = [PAD, UNK]
-    vocab = specials + sorted(set(tok.get_vocab()) - set(specials))
-    tok.model = models.WordPiece({t: i for i, t in enumerate(vocab)}, unk_token=UNK)  # type: ignore[call-arg]
     return finalize(tok, max_length)
 
 

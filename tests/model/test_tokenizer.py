@@ -52,3 +52,10 @@ def test_tokenizer_truncates_at_max_length_and_reports_overflow(tok: Tokenizer) 
     enc = tok.encode("word " * 200)
     assert len(enc.ids) == 64
     assert enc.overflowing
+
+
+def test_train_wordpiece_same_texts_same_vocabulary() -> None:
+    texts = ["great fun", "awful mess", "lovely and warm", "dull, boring"] * 5  # many ties
+    vocabs = [toks.train_wordpiece(texts, vocab_size=40, max_length=16).get_vocab() for _ in range(5)]
+    assert all(v == vocabs[0] for v in vocabs)
+    assert toks.train_wordpiece(texts, 40, 16).encode("unseen words").tokens[:2] == ["u", "##n"]
