@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from fastapi import FastAPI
 
-from service import errors, routes
+from service import errors, routes, v2_routes
 from service.batcher import Batcher, BatchLimits
 from service.engine import Engine, EngineConfig
 from service.metrics import Metrics
@@ -113,6 +113,9 @@ def create_app(settings: Settings, metrics_dir: str | None = None) -> FastAPI:
     errors.install(app)
     app.include_router(routes.public)
     app.include_router(routes.protected)
-    known = frozenset(r.path for router in (routes.public, routes.protected) for r in router.routes if hasattr(r, "path"))
+    app.include_router(v2_routes.open_v2)
+    app.include_router(v2_routes.keyed_v2)
+    routers = (routes.public, routes.protected, v2_routes.open_v2, v2_routes.keyed_v2)
+    known = frozenset(r.path for router in routers for r in router.routes if hasattr(r, "path"))
     app.add_middleware(RequestContext, metrics=state.metrics, known_routes=known)
     return app

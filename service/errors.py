@@ -28,6 +28,10 @@ class ServiceError(Exception):
         self.message, self.fix, self.headers = message, fix, headers or {}
 
 
+class BadRequest(ServiceError):
+    status, code = 400, "bad_request"
+
+
 class InvalidInput(ServiceError):
     status, code = 422, "invalid_input"
 
@@ -84,6 +88,14 @@ def error_response(status: int, code: str, message: str, fix: str = "", headers:
     return Response(error_body(status, code, message, fix), status, headers=headers, media_type="application/json")
 
 
+def respond(request: Request, status: int, code: str, message: str, fix: str = "", headers: dict[str, str] | None = None) -> Response:
+    """Our error body, or on /v2 routes the Open Inference Protocol's `{"error": "..."}`."""
+    if request.url.path.startswith("/v2"):
+        text = f"{message}. {fix}" if fix else message
+        return Response(orjson.dumps({"error": text}), status, headers=headers, media_type="application/json")
+    return error_response(status, code, message, fix, headers)
+
+
 def describe_validation(errors: list[Any]) -> str:
     """Pydantic's error list as one readable sentence per problem: `texts.3: String should ...`."""
     parts = []
@@ -96,25 +108,25 @@ def describe_validation(errors: list[Any]) -> str:
 def install(app: FastAPI) -> None:
     """Register the handlers; routes and deep modules only raise."""
 
-    async def service_error(_: Request, exc: Exception) -> Response:
+    async def service_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ServiceError)
         if exc.status >= 500:
             log.error("%s: %s", exc.code, exc.message)
-        return error_response(exc.status, exc.code, exc.message, exc.fix, exc.headers)
+        return respond(request, exc.status, exc.code, exc.message, exc.fix, exc.headers)
 
-    async def validation_error(_: Request, exc: Exception) -> Response:
+    async def validation_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError | ValidationError)
         msg = describe_validation(list(exc.errors()))
-        return error_response(422, "invalid_input", msg, "send a JSON body as described at /docs")
+        return respond(request, 422, "invalid_input", msg, "send a JSON body as described at /docs")
 
-    async def http_error(_: Request, exc: Exception) -> Response:
+    async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
         fixes = {404: "see /docs for the routes", 405: "see /docs for the methods of this route"}
-        return error_response(exc.status_code, "http_error", str(exc.detail), fixes.get(exc.status_code, ""), dict(exc.headers or {}))
+        return respond(request, exc.status_code, "http_error", str(exc.detail), fixes.get(exc.status_code, ""), dict(exc.headers or {}))
 
-    async def unknown_error(_: Request, exc: Exception) -> Response:
+    async def unknown_error(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error", exc_info=exc)
-        return error_response(500, "internal_error", "internal server error", "retry; if it persists, report the request_id")
+        return respond(request, 500, "internal_error", "internal server error", "retry; if it persists, report the request_id")
 
     app.add_exception_handler(ServiceError, service_error)
     app.add_exception_handler(RequestValidationError, validation_error)

@@ -1,0 +1,96 @@
+"""Open Inference Protocol (KServe V2 / Triton HTTP) routes over the same predictor as /predict.
+
+Health and readiness are open; model metadata and inference need the API key when one is set.
+Errors are non-200 with `{"error": "..."}` (see errors.respond).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from fastapi import APIRouter, Depends, Request
+from starlette.responses import Response
+
+from service import v2_codec
+from service.errors import NotFound, NotReady
+from service.routes import StateDep, read_body, require_key
+
+SERVER: dict[str, object] = {"name": "sentiment-service", "version": "0.1.0", "extensions": ["binary_tensor_data"]}
+HEADER = "Inference-Header-Content-Length"
+
+open_v2 = APIRouter(prefix="/v2", tags=["Open Inference Protocol (V2)"])
+keyed_v2 = APIRouter(prefix="/v2", tags=["Open Inference Protocol (V2)"], dependencies=[Depends(require_key)])
+
+
+def _check_model(state: StateDep, name: str, version: str | None = None) -> None:
+    if state.meta is None:
+        raise NotReady("the model is not loaded yet", "retry shortly")
+    if name != state.meta.name or (version is not None and version != state.meta.version):
+        served = f"{state.meta.name} (version {state.meta.version})"
+        raise NotFound(f"unknown model {name!r}" + (f" version {version!r}" if version else ""), f"this server serves {served}")
+
+
+@open_v2.get("", summary="Server metadata")
+async def server_metadata() -> dict[str, object]:
+    return SERVER
+
+
+@open_v2.get("/health/live", summary="Server liveness")
+async def live() -> dict[str, bool]:
+    return {"live": True}
+
+
+@open_v2.get("/health/ready", summary="Server readiness")
+async def ready(state: StateDep) -> dict[str, bool]:
+    if not state.ready or state.draining:
+        raise NotReady("not ready", "retry shortly or use another replica")
+    return {"ready": True}
+
+
+@open_v2.get("/models/{name}/ready", summary="Model readiness")
+@open_v2.get("/models/{name}/versions/{version}/ready", summary="Model readiness (a version)")
+async def model_ready(name: str, state: StateDep, version: str | None = None) -> dict[str, object]:
+    _check_model(state, name, version)
+    if not state.ready or state.draining:
+        raise NotReady(f"model {name} is not ready", "retry shortly")
+    return {"name": name, "ready": True}
+
+
+@keyed_v2.get("/models/{name}", summary="Model metadata")
+@keyed_v2.get("/models/{name}/versions/{version}", summary="Model metadata (a version)")
+async def model_metadata(name: str, state: StateDep, version: str | None = None) -> dict[str, object]:
+    _check_model(state, name, version)
+    assert state.meta is not None
+    classes = len(state.meta.labels)
+    return {
+        "name": state.meta.name,
+        "versions": [state.meta.version],
+        "platform": "onnxruntime_onnx",
+        "inputs": [{"name": v2_codec.INPUT, "datatype": "BYTES", "shape": [-1, 1]}],
+        "outputs": [
+            {"name": "PROBS", "datatype": "FP32", "shape": [-1, classes]},
+            {"name": "ATTN", "datatype": "FP32", "shape": [-1, -1]},
+            {"name": "TOKENS", "datatype": "BYTES", "shape": [-1, -1]},
+            {"name": "LENGTHS", "datatype": "INT32", "shape": [-1]},
+        ],
+        "parameters": {"labels": state.meta.labels, "max_length": state.meta.max_length},
+    }
+
+
+@keyed_v2.post("/models/{name}/infer", summary="Inference (JSON or binary tensor data)")
+@keyed_v2.post("/models/{name}/versions/{version}/infer", summary="Inference (a version)")
+async def infer(name: str, request: Request, state: StateDep, version: str | None = None) -> Response:
+    _check_model(state, name, version)
+    assert state.predictor is not None and state.meta is not None
+    body = await read_body(request, state.settings.max_body_bytes)
+    header = request.headers.get(HEADER)
+    req = v2_codec.parse_infer(body, int(header) if header and header.isdigit() else None)
+    predictor = state.predictor
+    job = predictor.submit(req.texts, True, req.timeout_ms)
+    results = await predictor.results(job)
+    probs = np.stack([p for p, _ in results])  # (N, C)
+    tokens = [[text[s:e] for s, e in enc.offsets] for text, enc in zip(job.texts, job.encoded, strict=True)]
+    out = v2_codec.tensors(probs, [a for _, a in results], tokens)
+    payload, head_len = v2_codec.encode_infer(state.meta.name, state.meta.version, req, out)
+    if head_len is None:
+        return Response(payload, media_type="application/json")
+    return Response(payload, media_type="application/octet-stream", headers={HEADER: str(head_len)})

@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+import orjson
+import pytest
+
+from service.errors import BadRequest
+from service.v2_codec import InferRequest, encode_infer, parse_infer, tensors
+
+
+def _binary_request(texts: list[str], extra: bytes = b"") -> tuple[bytes, int]:
+    raw = b"".join(struct.pack("<I", len(t.encode())) + t.encode() for t in texts) + extra
+    head = orjson.dumps(
+        {"inputs": [{"name": "TEXT", "datatype": "BYTES", "shape": [len(texts), 1], "parameters": {"binary_data_size": len(raw)}}]}
+    )
+    return head + raw, len(head)
+
+
+def test_parse_binary_bytes_tensor_round_trips_utf8() -> None:
+    body, n = _binary_request(["héllo", "", "😀 ok"])
+    assert parse_infer(body, n).texts == ["héllo", "", "😀 ok"]
+
+
+def test_parse_json_nested_data_and_timeout_in_microseconds() -> None:
+    body = orjson.dumps(
+        {
+            "id": "r1",
+            "inputs": [{"name": "TEXT", "datatype": "BYTES", "shape": [2, 1], "data": [["a"], ["b"]]}],
+            "parameters": {"timeout": 1500},
+        }
+    )
+    req = parse_infer(body, None)
+    assert req.texts == ["a", "b"] and req.timeout_ms == 2 and req.request_id == "r1"
+
+
+@pytest.mark.parametrize(
+    ("body", "needle"),
+    [
+        (b"{", "not valid JSON"),
+        (orjson.dumps({"inputs": []}), "exactly one input"),
+        (orjson.dumps({"inputs": [{"name": "X", "datatype": "BYTES", "shape": [1], "data": ["a"]}]}), "unknown input"),
+        (orjson.dumps({"inputs": [{"name": "TEXT", "datatype": "BYTES", "shape": [2], "data": ["a"]}]}), r"1 elements for shape \[2\]"),
+        (orjson.dumps({"inputs": [{"name": "TEXT", "datatype": "BYTES", "shape": [1], "data": [1]}]}), "must be strings"),
+        (
+            orjson.dumps({"inputs": [{"name": "TEXT", "datatype": "BYTES", "shape": [1], "data": ["a"]}], "outputs": [{"name": "NOPE"}]}),
+            "unknown outputs",
+        ),
+    ],
+)
+def test_parse_bad_request_says_what(body: bytes, needle: str) -> None:
+    with pytest.raises(BadRequest, match=needle):
+        parse_infer(body, None)
+
+
+def test_parse_binary_leftover_or_short_data_rejected() -> None:
+    body, n = _binary_request(["a"], extra=b"\x00")
+    with pytest.raises(BadRequest, match="left over"):
+        parse_infer(body, n)
+    with pytest.raises(BadRequest, match="does not fit"):
+        parse_infer(body, len(body) + 5)
+
+
+def test_encode_mixed_binary_and_json_outputs() -> None:
+    out = tensors(np.array([[0.25, 0.75]], dtype=np.float32), [np.array([0.5, 0.5], dtype=np.float32)], [["a", "b"]])
+    req = InferRequest(["a b"], {"PROBS": True, "TOKENS": False})
+    body, n = encode_infer("m", "1", req, out)
+    assert n is not None
+    head = orjson.loads(body[:n])
+    assert head["outputs"][1] == {"name": "TOKENS", "datatype": "BYTES", "shape": [1, 2], "data": ["a", "b"]}
+    assert np.frombuffer(body[n:], dtype="<f4").tolist() == [0.25, 0.75]
