@@ -35,9 +35,12 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
-# Debian's docker-compose 1.29 validates docker-compose.yml offline (no Docker engine needed).
+# Debian packages the tests drive: docker-compose 1.29 validates docker-compose.yml offline (no
+# Docker engine needed); chromium runs the explorer page's browser test (Playwright drives it).
 tools:
-	command -v docker-compose >/dev/null || (apt-get update -qq && apt-get install -y -qq docker-compose >/dev/null)
+	@missing=""; command -v docker-compose >/dev/null || missing="$$missing docker-compose"; \
+	  command -v chromium >/dev/null || missing="$$missing chromium"; \
+	  if [ -n "$$missing" ]; then apt-get update -qq && apt-get install -y -qq $$missing >/dev/null; fi
 
 test: lint typecheck tools
 	$(VENV)/bin/pytest

@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 
 from service import errors, routes, v2_routes
 from service.batcher import Batcher, BatchLimits
@@ -113,6 +114,7 @@ def create_app(settings: Settings, metrics_dir: str | None = None) -> FastAPI:
     errors.install(app)
     app.include_router(routes.public)
     app.include_router(routes.protected)
+    app.mount("/static", StaticFiles(directory=routes.STATIC), name="static")
     app.include_router(v2_routes.open_v2)
     app.include_router(v2_routes.keyed_v2)
     routers = (routes.public, routes.protected, v2_routes.open_v2, v2_routes.keyed_v2)

@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import secrets
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Depends, Request
 from pydantic import ValidationError
-from starlette.responses import Response
+from starlette.responses import FileResponse, Response
 
 from service.errors import InvalidInput, NotReady, PayloadTooLarge, Unauthorized
 from service.schemas import RESPONSE_EXAMPLE, ErrorResponse, PredictRequest, PredictResponse
@@ -46,6 +47,15 @@ async def require_key(request: Request, state: StateDep) -> None:
 
 public = APIRouter()
 protected = APIRouter(dependencies=[Depends(require_key)])
+
+
+STATIC = Path(__file__).parent / "static"
+
+
+@public.get("/", include_in_schema=False)
+async def explorer() -> FileResponse:
+    """The attention explorer page (static files shipped in the package; no CDN, no build step)."""
+    return FileResponse(STATIC / "index.html")
 
 
 @public.get("/healthz", summary="Liveness: 200 while the process serves")
