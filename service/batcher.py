@@ -167,20 +167,24 @@ class Batcher:
             if it.future.done():  # cancelled: the caller disconnected or gave up
                 self.metrics.texts.labels("cancelled").inc()
             elif it.deadline < now:
-                self.metrics.texts.labels("deadline").inc()
-                it.future.set_exception(
-                    DeadlineExceeded(
-                        "the request's deadline passed while it was queued",
-                        "raise timeout_ms, send fewer texts, or add replicas",
-                    )
-                )
+                self._expire(it)
             else:
                 live.append(it)
         for batch in plan_batches(live, self.limits):
             await self._run(batch)
 
+    def _expire(self, it: Item) -> None:
+        self.metrics.texts.labels("deadline").inc()
+        it.future.set_exception(
+            DeadlineExceeded("the request's deadline passed while it was queued", "raise timeout_ms, send fewer texts, or add replicas")
+        )
+
     async def _run(self, batch: list[Item]) -> None:
         start = time.monotonic()
+        # Earlier batches of the round took time: check again who is still waiting, and for whom.
+        for it in batch:
+            if not it.future.done() and it.deadline < start:
+                self._expire(it)
         batch = [it for it in batch if not it.future.done()]
         if not batch:
             return

@@ -47,7 +47,7 @@ class Predictor:
         """Returns the timeout in seconds; raises InvalidInput naming the first problem."""
         lim = self.limits
         if not texts:
-            raise InvalidInput("`texts` is empty", "send between 1 and {lim.max_texts} texts")
+            raise InvalidInput("`texts` is empty", f"send between 1 and {lim.max_texts} texts")
         if len(texts) > lim.max_texts:
             raise InvalidInput(
                 f"{len(texts)} texts in one request; the limit is {lim.max_texts}",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import secrets
 from collections.abc import Callable
 from pathlib import Path
@@ -66,7 +67,7 @@ async def healthz(state: StateDep) -> dict[str, Any]:
         "draining": state.draining,
         "model": {"name": state.meta.name, "version": state.meta.version} if state.meta else None,
         "providers": state.engine.providers if state.engine else [],
-        "pid": __import__("os").getpid(),
+        "pid": os.getpid(),
     }
 
 
