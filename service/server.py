@@ -3,7 +3,7 @@
 Shutdown, on SIGTERM or SIGINT: the worker reports not-ready at once (/readyz 503) but keeps
 serving for `shutdown_delay_s` (time for a load balancer to notice), then stops accepting
 connections, lets every accepted request finish (up to `drain_timeout_s`) and drains the batcher.
-A second signal forces exit. With several workers the parent forwards the signal to each.
+A second signal forces exit. With several workers the parent forwards SIGTERM to each.
 """
 
 from __future__ import annotations
@@ -108,8 +108,11 @@ def serve(settings: Settings) -> None:
             if p.pid is not None and p.is_alive():
                 os.kill(p.pid, sig)
 
+    # SIGTERM (docker stop, Kubernetes) reaches only this process: pass it on. Ctrl+C's SIGINT
+    # already reaches every process of the terminal's group; forwarding it too would be each
+    # worker's second signal, which means "exit now" instead of "drain".
     signal.signal(signal.SIGTERM, forward)
-    signal.signal(signal.SIGINT, forward)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     for p in procs:
         p.join()
     guard.close()

@@ -71,7 +71,8 @@ class Server:
         return self.proc.returncode
 
     def logs(self) -> str:
-        self.log.flush()
+        if not self.log.closed:
+            self.log.flush()
         return self.log_path.read_text()
 
 

@@ -137,6 +137,9 @@ def test_two_workers_metrics_report_all_processes(start_server: StartServer) -> 
     assert _metric(m, "sentiment_requests_total", route="/predict", status="200") == 40
     assert len(set(re.findall(r'sentiment_model_info\{[^}]*pid="(\d+)"', m))) == 2
     assert len(pids) == 2, "both workers served"
+    # SIGTERM to the parent (as docker stop sends it) drains both workers and exits 0.
+    assert s.stop() == 0
+    assert s.logs().count('"msg":"stopped"') == 2
 
 
 def test_client_disconnect_drops_its_queued_texts(start_server: StartServer) -> None:
