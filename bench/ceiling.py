@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from service.padding import right_pad
+
 
 def _batches(artifact: Path, texts: list[str], batch: int) -> list[tuple[np.ndarray, np.ndarray]]:
     from tokenizers import Tokenizer
@@ -19,17 +21,7 @@ def _batches(artifact: Path, texts: list[str], batch: int) -> list[tuple[np.ndar
     pad = int(meta["model_config"]["pad_id"])
     tok = Tokenizer.from_file(str(artifact / "tokenizer.json"))
     seqs = sorted((e.ids for e in tok.encode_batch(texts)), key=len)
-    out = []
-    for i in range(0, len(seqs), batch):
-        chunk = seqs[i : i + batch]
-        T = max(len(s) for s in chunk)
-        ids = np.full((len(chunk), T), pad, dtype=np.int64)  # (B, T)
-        mask = np.zeros((len(chunk), T), dtype=np.int64)  # (B, T)
-        for r, s in enumerate(chunk):
-            ids[r, : len(s)] = s
-            mask[r, : len(s)] = 1
-        out.append((ids, mask))
-    return out
+    return [right_pad(seqs[i : i + batch], pad) for i in range(0, len(seqs), batch)]
 
 
 def _worker(artifact: str, texts: list[str], batch: int, threads: int, seconds: float) -> int:

@@ -13,6 +13,8 @@ import numpy as np
 import onnxruntime as ort
 from tokenizers import Tokenizer
 
+from service.padding import right_pad
+
 FORMAT_VERSION = 1
 MODEL_FILE, TOKENIZER_FILE, METADATA_FILE = "model.onnx", "tokenizer.json", "metadata.json"
 
@@ -53,12 +55,7 @@ class OnnxClassifier:
         order = np.argsort([len(s) for s in ids], kind="stable")
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
-            T = max(len(ids[i]) for i in idx)
-            x = np.full((len(idx), T), self.pad_id, dtype=np.int64)  # (B, T)
-            m = np.zeros((len(idx), T), dtype=np.int64)  # (B, T)
-            for r, i in enumerate(idx):
-                x[r, : len(ids[i])] = ids[i]
-                m[r, : len(ids[i])] = 1
+            x, m = right_pad([ids[i] for i in idx], self.pad_id)  # (B, T) each
             p, a = self.sess.run(["probabilities", "attention"], {"input_ids": x, "attention_mask": m})
             probs[idx] = p
             for r, i in enumerate(idx):

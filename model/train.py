@@ -17,6 +17,7 @@ from tqdm import tqdm
 
 from model.data import Example
 from model.net import ModelConfig, SentimentNet
+from service.padding import right_pad
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,7 @@ class TrainConfig:
 class Encoded:
     ids: list[list[int]]
     labels: np.ndarray  # (N,) int64
+    pad_id: int
 
 
 @dataclass
@@ -59,18 +61,8 @@ def encode(tok: Tokenizer, examples: list[Example], labels: list[str]) -> Encode
     # A text the normaliser strips to nothing still needs one token to attend to.
     unk = tok.token_to_id("[UNK]") or 0
     ids = [enc.ids or [unk] for enc in encs]
-    return Encoded(ids=ids, labels=np.array([index[e.label] for e in examples], dtype=np.int64))
-
-
-def pad_batch(seqs: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Right-pad to the longest row → input_ids, attention_mask: (B, T) int64."""
-    T = max(len(s) for s in seqs)
-    ids = np.full((len(seqs), T), pad_id, dtype=np.int64)  # (B, T)
-    mask = np.zeros((len(seqs), T), dtype=np.int64)  # (B, T)
-    for i, s in enumerate(seqs):
-        ids[i, : len(s)] = s
-        mask[i, : len(s)] = 1
-    return torch.from_numpy(ids), torch.from_numpy(mask)
+    labels_ = np.array([index[e.label] for e in examples], dtype=np.int64)
+    return Encoded(ids=ids, labels=labels_, pad_id=tok.token_to_id("[PAD]") or 0)
 
 
 def batches(
@@ -91,10 +83,9 @@ def batches(
     groups = [order[i : i + batch_size] for i in range(0, n, batch_size)]
     if gen is not None:
         groups = [groups[i] for i in torch.randperm(len(groups), generator=gen).tolist()]
-    pad = 0
     for g in groups:
-        ids, mask = pad_batch([data.ids[j] for j in g], pad)
-        yield ids, mask, torch.from_numpy(data.labels[g]), g
+        ids, mask = right_pad([data.ids[j] for j in g], data.pad_id)  # (B, T) each
+        yield torch.from_numpy(ids), torch.from_numpy(mask), torch.from_numpy(data.labels[g]), g
 
 
 @torch.no_grad()

@@ -24,6 +24,7 @@ import numpy as np
 
 from service.errors import DeadlineExceeded, InferenceFailed, NotReady, QueueFull
 from service.metrics import Metrics
+from service.padding import right_pad
 
 log = logging.getLogger(__name__)
 
@@ -73,17 +74,6 @@ def plan_batches(items: list[Item], limits: BatchLimits) -> list[list[Item]]:
     if cur:
         batches.append(cur)
     return batches
-
-
-def pad(items: list[Item], pad_id: int) -> tuple[np.ndarray, np.ndarray]:
-    """→ input_ids, attention_mask: (B, T) int64, right-padded to the longest item."""
-    T = max(len(it.ids) for it in items)
-    ids = np.full((len(items), T), pad_id, dtype=np.int64)  # (B, T)
-    mask = np.zeros((len(items), T), dtype=np.int64)  # (B, T)
-    for r, it in enumerate(items):
-        ids[r, : len(it.ids)] = it.ids
-        mask[r, : len(it.ids)] = 1
-    return ids, mask
 
 
 class Batcher:
@@ -190,7 +180,7 @@ class Batcher:
             return
         for it in batch:
             self.metrics.queue_wait.observe(start - it.enqueued)
-        ids, mask = pad(batch, self.pad_id)
+        ids, mask = right_pad([it.ids for it in batch], self.pad_id)  # (B, T) each
         B, T = ids.shape
         self.metrics.batch_texts.observe(B)
         self.metrics.batch_tokens.observe(B * T)
