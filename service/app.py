@@ -12,9 +12,12 @@ import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
 from fastapi.staticfiles import StaticFiles
+from starlette.routing import Route
 
 from service import errors, routes, v2_routes
 from service.batcher import Batcher, BatchLimits
@@ -117,7 +120,16 @@ def create_app(settings: Settings, metrics_dir: str | None = None) -> FastAPI:
     app.mount("/static", StaticFiles(directory=routes.STATIC), name="static")
     app.include_router(v2_routes.open_v2)
     app.include_router(v2_routes.keyed_v2)
-    routers = (routes.public, routes.protected, v2_routes.open_v2, v2_routes.keyed_v2)
+    app.router.routes.append(Route("/predict", routes.predict, methods=["POST"]))
+    routers = (routes.public, routes.protected, routes.predict_docs, v2_routes.open_v2, v2_routes.keyed_v2)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            documented = [*app.routes, *routes.predict_docs.routes]
+            app.openapi_schema = get_openapi(title=app.title, version=app.version, summary=app.summary, routes=documented)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     known = frozenset(r.path for router in routers for r in router.routes if hasattr(r, "path"))
     app.add_middleware(RequestContext, metrics=state.metrics, known_routes=known)
     return app

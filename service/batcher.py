@@ -1,11 +1,13 @@
 """Micro-batching: one asyncio task owns the queue and makes one engine call at a time.
 
-A round starts when the queue holds `max_batch_size` texts, or `max_batch_tokens` padded tokens,
-or the oldest text has waited `max_wait_s`. The round takes what is queued (up to a few batches'
-worth), drops texts whose deadline passed or whose caller went away, sorts the rest by token count
-and cuts consecutive runs into batches within both limits: similar lengths share a batch, so little
-compute goes to padding. While a batch runs in the engine thread, new texts queue up for the next
-round, so the batch size grows with the load by itself.
+The next batch is formed when the queue holds `max_batch_size` texts, or `max_batch_tokens`
+padded tokens, or the oldest text has waited `max_wait_s`. It always contains the oldest live text
+(so waiting is first come, first served and nobody waits behind more than the queue ahead of
+them), joined by the queued texts closest to it in length, within both limits and as long as each
+one adds less padding than one more engine call costs: similar lengths share a batch, so little
+compute goes to padding. Texts whose deadline passed or whose caller went away are dropped before
+they run. While a batch runs in the engine thread, new texts queue up, so the batch size grows with
+the load by itself.
 
 Knows nothing of HTTP or pydantic: items are token-id arrays with a deadline and a future.
 """
@@ -19,6 +21,7 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from itertools import islice
 
 import numpy as np
 
@@ -49,31 +52,28 @@ class BatchLimits:
     split_cost_tokens: int = 16
 
 
-def plan_batches(items: list[Item], limits: BatchLimits) -> list[list[Item]]:
-    """Sort by length and cut into batches with count ≤ max_batch_size and longest × count ≤
-    max_batch_tokens (a single text longer than the token budget still runs, alone).
+def pick_batch(window: list[Item], limits: BatchLimits) -> list[Item]:
+    """The oldest item (window[0]) and the items closest to it in length (older first among
+    equals), with count ≤ max_batch_size and longest × count ≤ max_batch_tokens (a single text
+    longer than the token budget still runs, alone).
 
-    A batch is also cut where taking the next (longer) text would add more padding than one more
-    engine call costs (`split_cost_tokens`, in padded-token equivalents): on a CPU the cost per
-    token hardly falls past a few texts per batch, so padding is waste (see docs/SERVING.md).
+    An item joins only if it adds at most `split_cost_tokens` of padding (its own, if shorter than
+    the batch's longest; the others', if longer): on a CPU the cost per token hardly falls past a
+    few texts per batch, so padding is waste while one more engine call is cheap
+    (see docs/SERVING.md).
     """
-    batches: list[list[Item]] = []
-    cur: list[Item] = []
-    longest = 0
-    for it in sorted(items, key=lambda i: len(i.ids)):
-        n = len(it.ids)  # the longest so far, since sorted
-        if cur and (
-            len(cur) + 1 > limits.max_batch_size
-            or n * (len(cur) + 1) > limits.max_batch_tokens
-            or (n - longest) * len(cur) > limits.split_cost_tokens
-        ):
-            batches.append(cur)
-            cur = []
-        cur.append(it)
-        longest = n
-    if cur:
-        batches.append(cur)
-    return batches
+    anchor = len(window[0].ids)
+    batch, longest = [window[0]], anchor
+    for i in sorted(range(1, len(window)), key=lambda i: (abs(len(window[i].ids) - anchor), i)):
+        if len(batch) >= limits.max_batch_size:
+            break
+        n = len(window[i].ids)
+        top = max(longest, n)
+        added = (top - longest) * len(batch) + (top - n)  # padded tokens this item adds
+        if added <= limits.split_cost_tokens and top * (len(batch) + 1) <= limits.max_batch_tokens:
+            batch.append(window[i])
+            longest = top
+    return batch
 
 
 class Batcher:
@@ -86,7 +86,7 @@ class Batcher:
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="engine")
         self.task: asyncio.Task[None] | None = None
         self.closing = False
-        self.last_round_texts = 0
+        self.last_batch_texts = 0
 
     def start(self) -> None:
         self.task = asyncio.get_running_loop().create_task(self._loop(), name="batcher")
@@ -125,10 +125,10 @@ class Batcher:
                 await self.wake.wait()
                 continue
             # Wait for company until the batch is full or the oldest text has waited enough —
-            # unless the last round ran a lone text into an empty queue: then nobody else is
+            # unless the last batch was a lone text run into an empty queue: then nobody else is
             # sending, and waiting would only add max_wait to every request of a lone client.
             oldest = self.queue[0].enqueued
-            lone = self.last_round_texts <= 1 and len(self.queue) == 1
+            lone = self.last_batch_texts <= 1 and len(self.queue) == 1
             while not lone and not self._full() and not self.closing:
                 left = oldest + self.limits.max_wait_s - time.monotonic()
                 if left <= 0:
@@ -138,30 +138,29 @@ class Batcher:
                     await asyncio.wait_for(self.wake.wait(), left)
                 except TimeoutError:
                     break
-            await self._round()
+            batch = self._next_batch()
+            if batch:
+                await self._run(batch)
 
-    def _take(self) -> list[Item]:
-        """Up to four batches' worth of the oldest texts; fewer per round keeps latency fair."""
-        n = min(len(self.queue), 4 * self.limits.max_batch_size)
-        taken = [self.queue.popleft() for _ in range(n)]
-        self.queue_max_len = max((len(i.ids) for i in self.queue), default=0)
-        self.metrics.queue_depth.dec(n)
-        return taken
-
-    async def _round(self) -> None:
+    def _next_batch(self) -> list[Item]:
+        """Take the next batch off the queue, dropping the dead texts met on the way. Only the
+        oldest few batches' worth are considered, which bounds the work per batch."""
         now = time.monotonic()
-        live = []
-        taken = self._take()
-        self.last_round_texts = len(taken)
-        for it in taken:
+        window, live = list(islice(self.queue, 4 * self.limits.max_batch_size)), []
+        for it in window:
             if it.future.done():  # cancelled: the caller disconnected or gave up
                 self.metrics.texts.labels("cancelled").inc()
             elif it.deadline < now:
                 self._expire(it)
             else:
                 live.append(it)
-        for batch in plan_batches(live, self.limits):
-            await self._run(batch)
+        batch = pick_batch(live, self.limits) if live else []
+        gone = set(window).difference(live).union(batch)
+        self.queue = deque(it for it in self.queue if it not in gone)
+        self.queue_max_len = max((len(i.ids) for i in self.queue), default=0)
+        self.metrics.queue_depth.dec(len(gone))
+        self.last_batch_texts = len(batch)
+        return batch
 
     def _expire(self, it: Item) -> None:
         self.metrics.texts.labels("deadline").inc()
@@ -171,7 +170,7 @@ class Batcher:
 
     async def _run(self, batch: list[Item]) -> None:
         start = time.monotonic()
-        # Earlier batches of the round took time: check again who is still waiting, and for whom.
+        # The wait for company or a slow engine call may have run past someone's deadline.
         for it in batch:
             if not it.future.done() and it.deadline < start:
                 self._expire(it)

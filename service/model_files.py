@@ -65,7 +65,11 @@ class TextTokenizer:
 
     def encode(self, texts: list[str]) -> list[Encoded]:
         out = []
-        for text, enc in zip(texts, self.tok.encode_batch(texts) if len(texts) > 1 else [self.tok.encode(texts[0])], strict=True):
+        # One text at a time, not encode_batch: its thread pool spreads a request over every
+        # core, where the other workers and the engine threads are already busy; under load
+        # that cost more CPU per text than it saved in latency (docs/SERVING.md, Performance).
+        for text in texts:
+            enc = self.tok.encode(text)
             if enc.ids:
                 out.append(Encoded(np.array(enc.ids, dtype=np.int64), list(enc.offsets), list(enc.tokens), bool(enc.overflowing)))
             else:

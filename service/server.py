@@ -77,10 +77,33 @@ def listen_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _worker(settings: Settings, metrics_dir: str | None) -> None:
+def cpu_shares(allowed: set[int], workers: int) -> list[set[int]] | None:
+    """Split the CPUs into one contiguous, near-equal share per worker; None when there are fewer
+    CPUs than workers (or one worker), where pinning could only hurt.
+
+    Why pin: each worker has two busy threads (the event loop and the engine). Left to float, four
+    threads on two cores migrate between them and evict each other's caches; one worker per core
+    served 11-16% more single-text requests with p99 64 → 50 ms at c=64 (docs/SERVING.md).
+    """
+    cpus = sorted(allowed)
+    if workers < 2 or len(cpus) < workers:
+        return None
+    size, extra = divmod(len(cpus), workers)
+    shares, start = [], 0
+    for i in range(workers):
+        end = start + size + (1 if i < extra else 0)
+        shares.append(set(cpus[start:end]))
+        start = end
+    return shares
+
+
+def _worker(settings: Settings, metrics_dir: str | None, cpus: set[int] | None) -> None:
     from service import logs
 
     logs.configure(settings.log_level)
+    if cpus is not None:
+        os.sched_setaffinity(0, cpus)  # before onnxruntime starts its threads: they inherit it
+        log.info("worker pinned to CPUs %s", sorted(cpus))
     make_server(settings, metrics_dir).run(sockets=[listen_socket(settings.host, settings.port)])
 
 
@@ -98,7 +121,12 @@ def serve(settings: Settings) -> None:
     guard.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     guard.bind((settings.host, settings.port))
     ctx = mp.get_context("spawn")
-    procs = [ctx.Process(target=_worker, args=(settings, metrics_dir), name=f"worker-{i}") for i in range(settings.workers)]
+    can_pin = settings.pin_workers and hasattr(os, "sched_setaffinity")
+    shares = cpu_shares(os.sched_getaffinity(0), settings.workers) if can_pin else None
+    procs = [
+        ctx.Process(target=_worker, args=(settings, metrics_dir, shares[i] if shares else None), name=f"worker-{i}")
+        for i in range(settings.workers)
+    ]
     for p in procs:
         p.start()
     log.info("started %d workers on %s:%d", len(procs), settings.host, settings.port)

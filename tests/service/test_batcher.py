@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from service.batcher import Batcher, BatchLimits, Item, plan_batches
+from service.batcher import Batcher, BatchLimits, Item, pick_batch
 from service.engine import Engine, EngineConfig
 from service.errors import DeadlineExceeded, InferenceFailed, QueueFull
 from service.metrics import Metrics
@@ -17,16 +17,21 @@ def _item(n: int) -> Item:
     return Item(np.arange(1, n + 1, dtype=np.int64), time.monotonic() + 10, asyncio.Future(loop=asyncio.new_event_loop()))
 
 
-def test_plan_batches_sorts_by_length_within_both_limits() -> None:
-    items = [_item(n) for n in (30, 2, 17, 3, 29, 16, 1, 100)]
-    batches = plan_batches(items, BatchLimits(max_batch_size=3, max_batch_tokens=60))
-    flat = [len(i.ids) for b in batches for i in b]
-    assert flat == sorted(flat) and len(flat) == len(items)
-    for b in batches:
-        longest = max(len(i.ids) for i in b)
-        assert len(b) <= 3
-        assert longest * len(b) <= 60 or len(b) == 1  # a text over the budget runs alone
-    assert [len(i.ids) for i in batches[-1]] == [100]
+def test_pick_batch_takes_the_oldest_and_the_closest_lengths_within_both_limits() -> None:
+    items = [_item(n) for n in (30, 2, 17, 29, 31, 28, 1, 100, 30)]
+    batch = pick_batch(items, BatchLimits(max_batch_size=3, max_batch_tokens=100, split_cost_tokens=16))
+    # The oldest (30) always goes; then the other 30 (no padding), then 29 or 31 (one token of
+    # padding either way: the older, 29, wins the tie). 28 would make four: over max_batch_size.
+    assert [len(i.ids) for i in batch] == [30, 30, 29]
+    tight = pick_batch(items, BatchLimits(max_batch_size=8, max_batch_tokens=95, split_cost_tokens=16))
+    assert len(tight) == 3 and max(len(i.ids) for i in tight) * len(tight) <= 95
+
+
+def test_pick_batch_keeps_texts_apart_when_padding_costs_more_than_a_call() -> None:
+    items = [_item(n) for n in (5, 40, 6, 4, 22)]
+    batch = pick_batch(items, BatchLimits(max_batch_size=64, max_batch_tokens=4096, split_cost_tokens=16))
+    assert [len(i.ids) for i in batch] == [5, 6, 4]  # 22 would add (22 - 6) × 3 = 48 padded tokens
+    assert [len(i.ids) for i in pick_batch([_item(200), _item(3)], BatchLimits(max_batch_tokens=100))] == [200]
 
 
 def _engine(artifact: Path) -> Engine:

@@ -105,6 +105,16 @@ def test_unknown_route_and_wrong_method_are_4xx_json(server: Server) -> None:
     assert r.status_code == 405 and r.json()["error"]["message"]
 
 
+def test_openapi_documents_predict_with_examples(server: Server) -> None:
+    spec = server.client.get("/openapi.json").json()
+    op = spec["paths"]["/predict"]["post"]
+    assert set(op["requestBody"]["content"]["application/json"]["examples"]) == {"one", "several"}
+    assert op["responses"]["200"]["content"]["application/json"]["example"]["predictions"]
+    assert {"401", "413", "422", "429", "503", "504"} <= set(op["responses"])
+    assert "/healthz" in spec["paths"] and "/v2/models/{name}/infer" in spec["paths"]
+    assert server.client.get("/docs").status_code == 200
+
+
 def test_server_logs_are_json_with_request_ids(server: Server) -> None:
     import json
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import contextlib
+import os
 import re
 import signal
 import time
@@ -12,6 +13,7 @@ from typing import Any
 
 import httpx
 
+from service.server import cpu_shares
 from tests.service.conftest import Server
 
 StartServer = Callable[..., Server]
@@ -137,6 +139,10 @@ def test_two_workers_metrics_report_all_processes(start_server: StartServer) -> 
     assert _metric(m, "sentiment_requests_total", route="/predict", status="200") == 40
     assert len(set(re.findall(r'sentiment_model_info\{[^}]*pid="(\d+)"', m))) == 2
     assert len(pids) == 2, "both workers served"
+    # Each worker is pinned to its own share of the CPUs (when there are enough of them).
+    shares = cpu_shares(os.sched_getaffinity(0), 2)
+    affinities = sorted((os.sched_getaffinity(p) for p in pids), key=min)
+    assert affinities == (shares or [os.sched_getaffinity(0)] * 2)
     # SIGTERM to the parent (as docker stop sends it) drains both workers and exits 0.
     assert s.stop() == 0
     assert s.logs().count('"msg":"stopped"') == 2
