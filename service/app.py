@@ -120,7 +120,8 @@ def create_app(settings: Settings, metrics_dir: str | None = None) -> FastAPI:
     app.mount("/static", StaticFiles(directory=routes.STATIC), name="static")
     app.include_router(v2_routes.open_v2)
     app.include_router(v2_routes.keyed_v2)
-    app.router.routes.append(Route("/predict", routes.predict, methods=["POST"]))
+    # First in the routing table: routes are tried in order, and this is the hot one.
+    app.router.routes.insert(0, Route("/predict", routes.predict, methods=["POST"]))
     routers = (routes.public, routes.protected, routes.predict_docs, v2_routes.open_v2, v2_routes.keyed_v2)
 
     def openapi() -> dict[str, Any]:

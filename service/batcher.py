@@ -21,7 +21,6 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from itertools import islice
 
 import numpy as np
 
@@ -49,7 +48,7 @@ class BatchLimits:
     max_batch_tokens: int = 4096
     max_wait_s: float = 0.002
     max_queue: int = 2048
-    split_cost_tokens: int = 16
+    split_cost_tokens: int = 4
 
 
 def pick_batch(window: list[Item], limits: BatchLimits) -> list[Item]:
@@ -80,7 +79,7 @@ class Batcher:
     def __init__(self, run: RunFn, pad_id: int, limits: BatchLimits, metrics: Metrics) -> None:
         self.run_fn, self.pad_id, self.limits, self.metrics = run, pad_id, limits, metrics
         self.queue: deque[Item] = deque()
-        self.queue_max_len = 0  # longest item in the queue: for the token budget check
+        self.queue_max_len = 0  # longest text queued since the queue was last empty: for _full()
         self.wake = asyncio.Event()
         # One engine call at a time, off the event loop.
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="engine")
@@ -146,7 +145,8 @@ class Batcher:
         """Take the next batch off the queue, dropping the dead texts met on the way. Only the
         oldest few batches' worth are considered, which bounds the work per batch."""
         now = time.monotonic()
-        window, live = list(islice(self.queue, 4 * self.limits.max_batch_size)), []
+        window = [self.queue.popleft() for _ in range(min(len(self.queue), 4 * self.limits.max_batch_size))]
+        live = []
         for it in window:
             if it.future.done():  # cancelled: the caller disconnected or gave up
                 self.metrics.texts.labels("cancelled").inc()
@@ -155,10 +155,12 @@ class Batcher:
             else:
                 live.append(it)
         batch = pick_batch(live, self.limits) if live else []
-        gone = set(window).difference(live).union(batch)
-        self.queue = deque(it for it in self.queue if it not in gone)
-        self.queue_max_len = max((len(i.ids) for i in self.queue), default=0)
-        self.metrics.queue_depth.dec(len(gone))
+        taken = set(batch)
+        rest = [it for it in live if it not in taken]
+        self.queue.extendleft(reversed(rest))  # back at the front, in their order
+        if not self.queue:
+            self.queue_max_len = 0  # otherwise an upper bound, which only makes _full() keener
+        self.metrics.queue_depth.dec(len(window) - len(rest))
         self.last_batch_texts = len(batch)
         return batch
 

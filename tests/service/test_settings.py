@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from pydantic import ValidationError
 
@@ -30,3 +32,9 @@ def test_settings_reject_bad_values(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_settings_threads_split_between_workers() -> None:
     assert Settings(workers=2, intra_op_threads=0).threads_per_worker() >= 1
     assert Settings(intra_op_threads=3).threads_per_worker() == 3
+
+
+def test_settings_every_one_documented_in_the_readme() -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    missing = [n for n in Settings.model_fields if f"`SENTIMENT_{n.upper()}`" not in readme]
+    assert not missing, f"README's settings table lacks {missing}"
