@@ -110,7 +110,7 @@ def install(app: FastAPI) -> None:
 
     async def service_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ServiceError)
-        if exc.status >= 500:
+        if exc.status >= 500 and not isinstance(exc, NotReady):  # 503s while loading/draining are expected
             log.error("%s: %s", exc.code, exc.message)
         return respond(request, exc.status, exc.code, exc.message, exc.fix, exc.headers)
 

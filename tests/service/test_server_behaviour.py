@@ -153,7 +153,7 @@ def test_client_disconnect_drops_its_queued_texts(start_server: StartServer) -> 
     # The client gives up and closes its connection while the texts are queued.
     with httpx.Client(base_url=s.url, timeout=0.3) as impatient, contextlib.suppress(httpx.ReadTimeout):
         impatient.post("/predict", json={"texts": ["never", "mind"]})
-    time.sleep(2.0)  # the round starts after 1.5 s and finds the texts cancelled
+    time.sleep(2.0)  # the next batch forms after 1.5 s and finds the texts cancelled
     m = s.client.get("/metrics").text
     assert _metric(m, "sentiment_texts_total", outcome="cancelled") == 2
     assert _metric(m, "sentiment_texts_total", outcome="ok") == 0
