@@ -24,6 +24,7 @@ from pathlib import Path
 import httpx
 
 from bench.ceiling import ceiling
+from bench.cpu import CpuSplit, thread_seconds, workers_of
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -39,6 +40,7 @@ class Run:
     errors: int
     texts_per_request: int
     mean_batch: float | None = None
+    cpu: CpuSplit | None = None  # the service's CPU during the run
 
     @property
     def texts_per_s(self) -> float:
@@ -165,9 +167,11 @@ def main() -> None:
                 for c in concs:
                     wrk(url, tmp / f"{scen}.lua", c, 2)  # warm-up, discarded
                     before = batch_counts(url) if name == "service" else (0.0, 0.0)
+                    cpu_before = thread_seconds(workers_of(proc.pid))
                     rps, p50, p99, err = wrk(url, tmp / f"{scen}.lua", c, a.seconds)
                     r = Run(name, scen, c, rps, p50, p99, err, n)
                     if name == "service":
+                        r.cpu = CpuSplit.between(cpu_before, thread_seconds(workers_of(proc.pid)))
                         after = batch_counts(url)
                         r.mean_batch = (after[0] - before[0]) / max(1.0, after[1] - before[1])
                     runs.append(r)
@@ -207,9 +211,12 @@ def render(runs: list[Run], ceilings: dict[int, float], a: argparse.Namespace) -
         "after a 2 s warm-up; texts from the test split (mean ≈ 25 tokens).",
         "- naive: a FastAPI endpoint that runs the model once per request (no batching), `bench/naive_app.py`.",
         "- ceiling: onnxruntime called in-process in the same topology, length-sorted batches at the service's mean batch size.",
+        "- CPU µs per text: the service workers' CPU time during the point (from /proc, `bench/cpu.py`) per text answered, "
+        "split into the event-loop threads (HTTP, validation, tokenising, batching, answers) and the engine threads (onnxruntime).",
         "",
-        "| requests | c | server | req/s | texts/s | p50 ms | p99 ms | errors | mean batch | vs naive | % of ceiling |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| requests | c | server | req/s | texts/s | p50 ms | p99 ms | errors | mean batch | vs naive | % of ceiling "
+        "| CPU µs/text: loop + engine |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in runs:
         base = naive.get((r.scenario, r.concurrency))
@@ -217,8 +224,10 @@ def render(runs: list[Run], ceilings: dict[int, float], a: argparse.Namespace) -
         ceil = ceilings.get(max(1, round(r.mean_batch or 0)))
         pct = f"{100 * r.texts_per_s / ceil:.0f}% of {ceil:.0f}" if ceil and r.server == "service" else ""
         mb = f"{r.mean_batch:.1f}" if r.mean_batch is not None else ""
+        texts = r.texts_per_s * a.seconds
+        cpu = f"{1e6 * r.cpu.loop_s / texts:.0f} + {1e6 * r.cpu.engine_s / texts:.0f}" if r.cpu and texts else ""
         cells = [r.scenario, r.concurrency, r.server, f"{r.rps:.1f}", f"{r.texts_per_s:.1f}", f"{r.p50_ms:.2f}", f"{r.p99_ms:.2f}"]
-        lines.append("| " + " | ".join(str(c) for c in [*cells, r.errors, mb, ratio, pct]) + " |")
+        lines.append("| " + " | ".join(str(c) for c in [*cells, r.errors, mb, ratio, pct, cpu]) + " |")
     lines += ["", "## Against the targets (computed from the table above)", ""]
     svc = {(r.scenario, r.concurrency): r for r in runs if r.server == "service"}
     s64, n64 = svc.get(("single", 64)), naive.get(("single", 64))
@@ -234,6 +243,9 @@ def render(runs: list[Run], ceilings: dict[int, float], a: argparse.Namespace) -
             share = 100 * b32.texts_per_s / top
             met = "met" if share >= 80 else "NOT met"
             lines.append(f"- 32-text requests, c={c}: {share:.0f}% of the in-process ceiling (target ≥ 80%: {met}).")
+    for c, top in sorted(ceilings.items()):
+        per_text = 1e6 * a.workers / top
+        lines.append(f"- ceiling at batch {c}: {top:.0f} texts/s on {a.workers} processes = {per_text:.0f} µs of CPU per text.")
     lines += ["", 'Where the time goes is in docs/SERVING.md ("Performance").']
     return "\n".join(lines) + "\n"
 
