@@ -58,6 +58,17 @@ class Metrics:
             return generate_latest(reg)
         return generate_latest(self.registry)
 
+    def ready_workers(self) -> int | None:
+        """How many live worker processes report ready (multiprocess mode only, else None)."""
+        if not self.multiprocess_dir:
+            return None
+        reg = CollectorRegistry()
+        multiprocess.MultiProcessCollector(reg, path=self.multiprocess_dir)
+        for metric in reg.collect():
+            if metric.name == "sentiment_ready":
+                return int(sum(s.value for s in metric.samples))
+        return 0
+
     def mark_process_dead(self, pid: int) -> None:
         if self.multiprocess_dir:
             multiprocess.mark_process_dead(pid, self.multiprocess_dir)

@@ -81,6 +81,12 @@ async def readyz(state: StateDep) -> dict[str, Any]:
         raise NotReady("draining: the server is shutting down", "send traffic to another replica", {"Retry-After": "1"})
     if not state.ready:
         raise NotReady("loading and warming up the model", "retry shortly", {"Retry-After": "1"})
+    # Whichever worker answers speaks for the whole server: ready only once every worker is,
+    # since the kernel hands new connections to all of them.
+    workers = state.settings.workers
+    ready = state.metrics.ready_workers()
+    if ready is not None and ready < workers:
+        raise NotReady(f"{ready} of {workers} workers ready; the others are still warming up", "retry shortly", {"Retry-After": "1"})
     return {"status": "ready"}
 
 

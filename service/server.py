@@ -1,9 +1,10 @@
-"""Running the app: one uvicorn server per worker process, sharing one listening socket.
+"""Running the app: one uvicorn server per worker process, each on its own SO_REUSEPORT socket.
 
 Shutdown, on SIGTERM or SIGINT: the worker reports not-ready at once (/readyz 503) but keeps
 serving for `shutdown_delay_s` (time for a load balancer to notice), then stops accepting
 connections, lets every accepted request finish (up to `drain_timeout_s`) and drains the batcher.
-A second signal forces exit. With several workers the parent forwards SIGTERM to each.
+A second signal forces exit. With several workers the parent forwards SIGTERM to each, once
+each has its handler: a worker signalled while it is still starting exits at once, cleanly.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import socket
 import tempfile
 import threading
 from collections.abc import Callable
+from multiprocessing.synchronize import Event
 from types import FrameType
 
 import uvicorn
@@ -97,14 +99,26 @@ def cpu_shares(allowed: set[int], workers: int) -> list[set[int]] | None:
     return shares
 
 
-def _worker(settings: Settings, metrics_dir: str | None, cpus: set[int] | None) -> None:
+def _worker(settings: Settings, metrics_dir: str | None, cpus: set[int] | None, armed: Event) -> None:
     from service import logs
 
+    # Until uvicorn installs its own handlers (after imports, app creation and socket setup), a
+    # SIGTERM would kill this worker outright and the parent would report a failure: nothing has
+    # been accepted yet, so exit cleanly instead. uvicorn restores this handler when it stops and
+    # re-raises a second, forcing signal through it: that exit is not clean.
+    server: DrainingServer | None = None
+
+    def early_exit(sig: int, _: FrameType | None) -> None:
+        raise SystemExit(128 + sig if server is not None and server.started else 0)
+
+    signal.signal(signal.SIGTERM, early_exit)
+    armed.set()  # the parent may forward SIGTERM now
     logs.configure(settings.log_level)
     if cpus is not None:
         os.sched_setaffinity(0, cpus)  # before onnxruntime starts its threads: they inherit it
         log.info("worker pinned to CPUs %s", sorted(cpus))
-    make_server(settings, metrics_dir).run(sockets=[listen_socket(settings.host, settings.port)])
+    server = make_server(settings, metrics_dir)
+    server.run(sockets=[listen_socket(settings.host, settings.port)])
 
 
 def serve(settings: Settings) -> None:
@@ -123,17 +137,23 @@ def serve(settings: Settings) -> None:
     ctx = mp.get_context("spawn")
     can_pin = settings.pin_workers and hasattr(os, "sched_setaffinity")
     shares = cpu_shares(os.sched_getaffinity(0), settings.workers) if can_pin else None
+    armed = [ctx.Event() for _ in range(settings.workers)]
     procs = [
-        ctx.Process(target=_worker, args=(settings, metrics_dir, shares[i] if shares else None), name=f"worker-{i}")
+        ctx.Process(target=_worker, args=(settings, metrics_dir, shares[i] if shares else None, armed[i]), name=f"worker-{i}")
         for i in range(settings.workers)
     ]
-    for p in procs:
-        p.start()
-    log.info("started %d workers on %s:%d", len(procs), settings.host, settings.port)
+    stopping = False
 
     def forward(sig: int, _: FrameType | None) -> None:
-        for p in procs:
-            if p.pid is not None and p.is_alive():
+        nonlocal stopping
+        stopping = True  # workers not started yet are not started at all
+        for p, ready in zip(procs, armed, strict=True):
+            if p.pid is None:
+                continue
+            # A worker still importing has no handler yet and would die of the signal: wait
+            # until it has one (it then exits at once, cleanly, having accepted nothing).
+            ready.wait(30)
+            if p.is_alive():
                 os.kill(p.pid, sig)
 
     # SIGTERM (docker stop, Kubernetes) reaches only this process: pass it on. Ctrl+C's SIGINT
@@ -142,9 +162,14 @@ def serve(settings: Settings) -> None:
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     for p in procs:
-        p.join()
+        if not stopping:
+            p.start()
+    log.info("started %d workers on %s:%d", len(procs), settings.host, settings.port)
+    for p in procs:
+        if p.pid is not None:
+            p.join()
     guard.close()
-    codes = [p.exitcode for p in procs]
+    codes = [p.exitcode for p in procs if p.pid is not None]
     log.info("all workers stopped", extra={"exit_codes": codes})
     if any(codes):
         raise SystemExit(1)

@@ -70,4 +70,5 @@ def test_runtime_stage_equivalent_serves(tiny_artifact: Path, tmp_path: Path) ->
         assert subprocess.run([str(py), "-c", "import torch"], capture_output=True).returncode != 0
     finally:
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(60) == 0
+        code = proc.wait(60)
+        assert code == 0, proc.stdout.read().decode()[-4000:] if proc.stdout else code

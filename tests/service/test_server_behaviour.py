@@ -130,15 +130,18 @@ def test_sigterm_under_load_answers_every_accepted_request(start_server: StartSe
 
 def test_two_workers_metrics_report_all_processes(start_server: StartServer) -> None:
     s = start_server(workers=2)
-    pids = set()
+    pids, ready = set(), set()
     for _ in range(40):
         with httpx.Client(base_url=s.url) as c:  # new connections spread over the workers
-            pids.add(c.get("/healthz").json()["pid"])
+            health = c.get("/healthz").json()
+            pids.add(health["pid"])
+            ready.add(health["ready"])
             assert c.post("/predict", json={"text": "good"}).status_code == 200
     m = s.client.get("/metrics").text
     assert _metric(m, "sentiment_requests_total", route="/predict", status="200") == 40
     assert len(set(re.findall(r'sentiment_model_info\{[^}]*pid="(\d+)"', m))) == 2
     assert len(pids) == 2, "both workers served"
+    assert ready == {True}, "/readyz said 200 only once every worker was ready"
     # Each worker is pinned to its own share of the CPUs (when there are enough of them).
     shares = cpu_shares(os.sched_getaffinity(0), 2)
     affinities = sorted((os.sched_getaffinity(p) for p in pids), key=min)
@@ -146,6 +149,15 @@ def test_two_workers_metrics_report_all_processes(start_server: StartServer) -> 
     # SIGTERM to the parent (as docker stop sends it) drains both workers and exits 0.
     assert s.stop() == 0
     assert s.logs().count('"msg":"stopped"') == 2
+
+
+def test_two_workers_sigterm_during_start_up_exits_cleanly(start_server: StartServer) -> None:
+    s = start_server(ready=False, workers=2)
+    end = time.monotonic() + 30
+    while "started 2 workers" not in s.logs():  # the workers are being spawned, still importing
+        assert time.monotonic() < end, s.logs()
+        time.sleep(0.01)
+    assert s.stop() == 0, s.logs()
 
 
 def test_client_disconnect_drops_its_queued_texts(start_server: StartServer) -> None:
