@@ -1,4 +1,4 @@
-"""`python -m model {train,split,evaluate}`: the model's command line."""
+"""`python -m model {train,split,evaluate,teacher}`: the model's command line."""
 
 from __future__ import annotations
 
@@ -32,6 +32,7 @@ def _train(a: argparse.Namespace) -> None:
         max_length=a.max_length,
         limit=a.limit,
         quantize=a.quantize,
+        teacher=a.teacher,
         cache_dir=a.cache_dir,
         model=json.loads(a.model_config) if a.model_config else {},
         train=tcfg,
@@ -75,6 +76,32 @@ def _evaluate(a: argparse.Namespace) -> None:
     print(json.dumps(m, indent=2))
 
 
+def _teacher(a: argparse.Namespace) -> None:
+    import time
+
+    import numpy as np
+
+    from model import teacher as tch
+    from model.pipeline import BuildOptions, load_examples
+    from model.split import grouped_split, hash_examples
+
+    opts = BuildOptions(
+        data=a.data, text_column=a.text_column, label_column=a.label_column, group_column=a.group_column, cache_dir=a.cache_dir
+    )
+    examples, labels, _ = load_examples(opts)
+    split = grouped_split(examples)
+    cfg = tch.TeacherConfig(epochs=a.epochs, progress=not a.no_progress)
+    t0 = time.perf_counter()
+    y = {n: np.array([labels.index(e.label) for e in part]) for n, part in split.parts().items()}
+    net, tok = tch.fine_tune([e.text for e in split.train], y["train"], len(labels), a.cache_dir, cfg)
+    info = {"seconds": round(time.perf_counter() - t0, 1)}
+    for name in ("validation", "test"):
+        info[f"{name}_accuracy"] = float((tch.predict(net, tok, [e.text for e in getattr(split, name)]).argmax(1) == y[name]).mean())
+    soft = tch.predict(net, tok, [e.text for e in split.train])
+    tch.save_soft_labels(a.out, soft, hash_examples(split.train), info)
+    print(f"wrote {a.out}: teacher {info}")
+
+
 def _data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", type=Path, help="CSV or JSONL with text and label columns (default: bundled Rotten Tomatoes)")
     p.add_argument("--text-column", default="text")
@@ -103,6 +130,9 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--threads", type=int, default=2)
     t.add_argument("--model-config", help='JSON overrides of ModelConfig, e.g. \'{"cell": "gru"}\'')
     t.add_argument("--quantize", action="store_true", help="also write <out>-int8 (dynamic int8)")
+    t.add_argument(
+        "--teacher", choices=["auto", "none"], default="auto", help="auto: distil from the shipped MiniLM soft labels if they fit"
+    )
     t.add_argument("--no-progress", action="store_true")
     t.set_defaults(func=_train)
     s = sub.add_parser("split", help="write the grouped split as CSV (text,label,split)")
@@ -114,6 +144,12 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--data", type=Path, required=True)
     e.add_argument("--split", help="only rows whose 'split' column has this value, e.g. test")
     e.set_defaults(func=_evaluate)
+    te = sub.add_parser("teacher", help="fine-tune MiniLM on the training split and write its soft labels")
+    _data_args(te)
+    te.add_argument("--out", type=Path, default=Path("model/assets/teacher_rotten_tomatoes.npz"))
+    te.add_argument("--epochs", type=int, default=2)
+    te.add_argument("--no-progress", action="store_true")
+    te.set_defaults(func=_teacher)
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:

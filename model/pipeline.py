@@ -22,6 +22,7 @@ from model.evaluate import metrics, write_report
 from model.export import OPSET, check_parity, export_onnx, quantize_int8, sha256_file
 from model.net import ModelConfig
 from model.split import SALT, Split, grouped_split
+from model.teacher import DEFAULT_SOFT_LABELS, load_soft_labels
 from model.train import TrainConfig, encode, train
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,9 @@ class BuildOptions:
     max_length: int = 128
     limit: int | None = None  # use only the first N examples (quick runs, tests)
     quantize: bool = False
+    # "auto": distil from the shipped teacher soft labels when they were made for this training
+    # split (the default corpus; see model/teacher.py); "none": never.
+    teacher: Literal["auto", "none"] = "auto"
     cache_dir: Path = Path(".cache")
     model: dict[str, Any] = field(default_factory=dict)  # ModelConfig overrides
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -83,7 +87,11 @@ def build(opts: BuildOptions) -> Path:
     cfg_args: dict[str, Any] = {**sizes, **opts.model}
     cfg = ModelConfig(vocab_size=tok.get_vocab_size(), num_classes=len(labels), pad_id=toks.pad_id(tok), **cfg_args)
     tr, va = encode(tok, split.train, labels), encode(tok, split.validation, labels)
-    net, hist = train(cfg, opts.train, tr, va, embeddings)
+    soft = None
+    if opts.teacher == "auto" and opts.limit is None:
+        soft = load_soft_labels(DEFAULT_SOFT_LABELS, split.hashes()["train"])
+    log.info("distillation: %s", f"teacher soft labels from {DEFAULT_SOFT_LABELS}" if soft is not None else "none")
+    net, hist = train(cfg, opts.train, tr, va, embeddings, soft)
 
     out = opts.out
     if out.exists():
@@ -106,6 +114,11 @@ def build(opts: BuildOptions) -> Path:
             "embeddings": opts.embeddings,
             "sha256": sha256_file(out / art.TOKENIZER_FILE),
         },
+        "distillation": (
+            {"teacher": "all-MiniLM-L6-v2 fine-tuned (model/teacher.py)", "soft_labels_sha256": sha256_file(DEFAULT_SOFT_LABELS)}
+            if soft is not None
+            else None
+        ),
         "data": {
             "source": source,
             "split_salt": SALT,

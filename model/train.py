@@ -34,6 +34,7 @@ class TrainConfig:
     threads: int = 2
     grad_clip: float = 1.0
     label_smoothing: float = 0.0
+    distill_alpha: float = 0.9  # weight of the teacher's soft labels in the loss, when there are any
     max_seconds: float | None = None  # a wall-clock budget; training stops after the epoch
     progress: bool = True
 
@@ -113,7 +114,10 @@ def train(
     train_data: Encoded,
     val_data: Encoded,
     embeddings: np.ndarray | None = None,
+    soft_labels: np.ndarray | None = None,
 ) -> tuple[SentimentNet, History]:
+    """soft_labels: a teacher's probabilities (N, C) for train_data, in its order (distillation:
+    the loss is (1 − α)·CE(labels) + α·CE(teacher), α = distill_alpha)."""
     torch.manual_seed(tcfg.seed)
     torch.set_num_threads(tcfg.threads)
     torch.use_deterministic_algorithms(True)
@@ -130,6 +134,7 @@ def train(
     net.embed.weight.requires_grad_(embed_opt is not None)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=tcfg.label_smoothing)
     gen = torch.Generator().manual_seed(tcfg.seed)
+    soft = torch.from_numpy(soft_labels.astype(np.float32)) if soft_labels is not None else None  # (N, C)
     hist, best, best_state, stale = History(), -1.0, copy.deepcopy(net.state_dict()), 0
     start = time.perf_counter()
     for epoch in range(1, tcfg.epochs + 1):
@@ -143,9 +148,13 @@ def train(
             disable=not tcfg.progress,
             leave=False,
         )
-        for ids, mask, y, _ in bar:
+        for ids, mask, y, idx in bar:
             logits, _ = net(ids, mask)  # (B, C)
             loss = loss_fn(logits, y)
+            if soft is not None:
+                teacher = soft[torch.from_numpy(np.asarray(idx))]  # (B, C)
+                soft_ce = -(teacher * torch.log_softmax(logits, dim=-1)).sum(-1).mean()
+                loss = (1 - tcfg.distill_alpha) * loss + tcfg.distill_alpha * soft_ce
             opt.zero_grad()
             if embed_opt is not None:
                 embed_opt.zero_grad()
