@@ -7,6 +7,7 @@ import contextlib
 import os
 import re
 import signal
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -55,8 +56,18 @@ def test_api_key_required_except_health(start_server: StartServer) -> None:
 
 def test_concurrent_requests_are_batched_together(start_server: StartServer) -> None:
     s = start_server(max_wait_ms=50)
-    results = _fire(s.url, 24, {"text": "a decent little film"})
-    assert all(isinstance(r, httpx.Response) and r.status_code == 200 for r in results)
+    # Each client connects first, then all send at once: thread start-up alone can spread plain
+    # "concurrent" requests so far apart on a busy machine that each one finds an empty queue.
+    ready = threading.Barrier(24)
+
+    def one(_: int) -> int:
+        with httpx.Client(base_url=s.url, timeout=30) as c:
+            c.get("/healthz")
+            ready.wait(10)
+            return c.post("/predict", json={"text": "a decent little film"}).status_code
+
+    with cf.ThreadPoolExecutor(24) as pool:
+        assert list(pool.map(one, range(24))) == [200] * 24
     m = s.client.get("/metrics").text
     texts, calls = _metric(m, "sentiment_batch_size_texts_sum"), _metric(m, "sentiment_batch_size_texts_count")
     assert texts == 24
