@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 from model.data import read_wheel_member
 from model.tokenizer import MINILM, MINILM_WEIGHTS
+from service.padding import right_pad
 
 log = logging.getLogger(__name__)
 
@@ -89,13 +90,8 @@ def _batches(ids: list[list[int]], order: np.ndarray, size: int) -> list[tuple[t
     out = []
     for s in range(0, len(order), size):
         idx = order[s : s + size]
-        T = max(len(ids[i]) for i in idx)
-        a = torch.zeros(len(idx), T, dtype=torch.long)  # (B, T); 0 is MiniLM's [PAD]
-        m = torch.zeros(len(idx), T)  # (B, T)
-        for r, i in enumerate(idx):
-            a[r, : len(ids[i])] = torch.tensor(ids[i])
-            m[r, : len(ids[i])] = 1.0
-        out.append((a, m, idx))
+        a, m = right_pad([ids[i] for i in idx], 0)  # (B, T) each; 0 is MiniLM's [PAD]
+        out.append((torch.from_numpy(a), torch.from_numpy(m).to(torch.float32), idx))
     return out
 
 

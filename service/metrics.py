@@ -51,19 +51,22 @@ class Metrics:
         )
         self.ready = Gauge("sentiment_ready", "1 while the worker is ready", multiprocess_mode="livesum", registry=r)
 
-    def render(self) -> bytes:
-        if self.multiprocess_dir:
-            reg = CollectorRegistry()
-            multiprocess.MultiProcessCollector(reg, path=self.multiprocess_dir)
-            return generate_latest(reg)
-        return generate_latest(self.registry)
-
-    def ready_workers(self) -> int | None:
-        """How many live worker processes report ready (multiprocess mode only, else None)."""
+    def _all_workers(self) -> CollectorRegistry | None:
+        """A registry over every worker's files (multiprocess mode), else None."""
         if not self.multiprocess_dir:
             return None
         reg = CollectorRegistry()
         multiprocess.MultiProcessCollector(reg, path=self.multiprocess_dir)
+        return reg
+
+    def render(self) -> bytes:
+        return generate_latest(self._all_workers() or self.registry)
+
+    def ready_workers(self) -> int | None:
+        """How many live worker processes report ready (multiprocess mode only, else None)."""
+        reg = self._all_workers()
+        if reg is None:
+            return None
         for metric in reg.collect():
             if metric.name == "sentiment_ready":
                 return int(sum(s.value for s in metric.samples))
