@@ -24,9 +24,10 @@ from service.batcher import Batcher, BatchLimits
 from service.engine import Engine, EngineConfig
 from service.metrics import Metrics
 from service.middleware import RequestContext
-from service.model_files import Metadata, TextTokenizer
+from service.model_files import Metadata
 from service.predictor import Predictor, RequestLimits
 from service.settings import Settings
+from service.text_tokenizer import TextTokenizer
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,7 @@ def build_predictor(s: Settings, state: State) -> Predictor:
     batcher = Batcher(engine.run, meta.pad_id, limits, state.metrics)
     req = RequestLimits(s.max_texts_per_request, s.max_text_chars, s.request_timeout_ms, s.max_request_timeout_ms)
     state.meta, state.engine = meta, engine
-    return Predictor(meta, TextTokenizer(s.artifact, meta.max_length), batcher, req)
+    return Predictor(meta, TextTokenizer(s.artifact, meta.max_length, s.fast_tokenizer), batcher, req)
 
 
 def warm_up(s: Settings, state: State) -> None:

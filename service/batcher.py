@@ -9,7 +9,8 @@ compute goes to padding. Texts whose deadline passed or whose caller went away a
 they run. While a batch runs in the engine thread, new texts queue up, so the batch size grows with
 the load by itself.
 
-Knows nothing of HTTP or pydantic: items are token-id arrays with a deadline and a future.
+Knows nothing of HTTP or pydantic: items are token-id arrays with a deadline, grouped
+by request, and each request gets one future.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from itertools import islice
 
 import numpy as np
 
@@ -34,12 +36,42 @@ RunFn = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 Result = tuple[np.ndarray, np.ndarray]  # probabilities (C,), attention (L,)
 
 
-@dataclass(eq=False)
+class Group:
+    """One request's texts: resolves with all their results, in order, or with the first error
+    (one future per request, not per text: a 32-text request costs one wake-up, not 32)."""
+
+    __slots__ = ("future", "left", "results", "unstarted")
+
+    def __init__(self, future: asyncio.Future[list[Result]], n: int) -> None:
+        self.future, self.left, self.unstarted = future, n, n
+        self.results: list[Result | None] = [None] * n
+
+    def done(self) -> bool:
+        return self.future.done()
+
+    def set(self, index: int, result: Result) -> None:
+        self.results[index] = result
+        self.left -= 1
+        if not self.left and not self.future.done():
+            self.future.set_result(self.results)  # type: ignore[arg-type]  # no None left
+
+    def fail(self, err: Exception) -> None:
+        if not self.future.done():
+            self.future.set_exception(err)
+
+
+@dataclass(eq=False, slots=True)
 class Item:
     ids: np.ndarray  # (L,) int64
     deadline: float  # time.monotonic() by which it must have run
-    future: asyncio.Future[Result]
+    group: Group
+    index: int  # position in its request
     enqueued: float = field(default_factory=time.monotonic)
+    taken: bool = False  # in a batch already, or dropped: skipped where the queue still holds it
+    n: int = 0  # len(ids)
+
+    def __post_init__(self) -> None:
+        self.n = len(self.ids)
 
 
 @dataclass(frozen=True)
@@ -59,18 +91,20 @@ def pick_batch(window: list[Item], limits: BatchLimits) -> list[Item]:
     An item joins only if it adds at most `split_cost_tokens` of padding (its own, if shorter than
     the batch's longest; the others', if longer): on a CPU the cost per token hardly falls past a
     few texts per batch, so padding is waste while one more engine call is cheap
-    (see docs/SERVING.md).
+    (see docs/SERVING.md). Only lengths within `split_cost_tokens` of the oldest can ever join,
+    so only those are sorted.
     """
-    anchor = len(window[0].ids)
+    anchor, cost = window[0].n, limits.split_cost_tokens
+    near = [it for it in window[1:] if anchor - cost <= it.n <= anchor + cost]
+    near.sort(key=lambda it: abs(it.n - anchor))  # stable: older first among equals
     batch, longest = [window[0]], anchor
-    for i in sorted(range(1, len(window)), key=lambda i: (abs(len(window[i].ids) - anchor), i)):
+    for it in near:
         if len(batch) >= limits.max_batch_size:
             break
-        n = len(window[i].ids)
-        top = max(longest, n)
-        added = (top - longest) * len(batch) + (top - n)  # padded tokens this item adds
-        if added <= limits.split_cost_tokens and top * (len(batch) + 1) <= limits.max_batch_tokens:
-            batch.append(window[i])
+        top = max(longest, it.n)
+        added = (top - longest) * len(batch) + (top - it.n)  # padded tokens this item adds
+        if added <= cost and top * (len(batch) + 1) <= limits.max_batch_tokens:
+            batch.append(it)
             longest = top
     return batch
 
@@ -78,7 +112,10 @@ def pick_batch(window: list[Item], limits: BatchLimits) -> list[Item]:
 class Batcher:
     def __init__(self, run: RunFn, pad_id: int, limits: BatchLimits, metrics: Metrics) -> None:
         self.run_fn, self.pad_id, self.limits, self.metrics = run, pad_id, limits, metrics
+        # Oldest first. Items taken out of the middle stay in it, marked, until they reach the
+        # front: cheaper than removing them, and `pending` counts only the live ones.
         self.queue: deque[Item] = deque()
+        self.pending = 0
         self.queue_max_len = 0  # longest text queued since the queue was last empty: for _full()
         self.wake = asyncio.Event()
         # One engine call at a time, off the event loop.
@@ -90,34 +127,37 @@ class Batcher:
     def start(self) -> None:
         self.task = asyncio.get_running_loop().create_task(self._loop(), name="batcher")
 
-    def submit(self, ids: list[np.ndarray], deadline: float) -> list[asyncio.Future[Result]]:
-        """Queue a request's texts together (all or none); the futures resolve in order."""
+    def submit(self, ids: list[np.ndarray], deadline: float) -> asyncio.Future[list[Result]]:
+        """Queue a request's texts together (all or none); the future resolves with their
+        results in order. Cancelling it drops the texts that have not run yet."""
         if self.closing:
             raise NotReady("the server is shutting down", "retry on another replica", {"Retry-After": "1"})
-        if len(self.queue) + len(ids) > self.limits.max_queue:
+        if self.pending + len(ids) > self.limits.max_queue:
             raise QueueFull(
-                f"the queue is full ({len(self.queue)} of {self.limits.max_queue} texts waiting)",
+                f"the queue is full ({self.pending} of {self.limits.max_queue} texts waiting)",
                 "retry after the Retry-After delay, send fewer texts, or add replicas",
                 {"Retry-After": "1"},
             )
-        loop = asyncio.get_running_loop()
-        futures = []
-        for x in ids:
-            it = Item(x, deadline, loop.create_future())
+        group = Group(asyncio.get_running_loop().create_future(), len(ids))
+        now = time.monotonic()
+        for i, x in enumerate(ids):
+            it = Item(x, deadline, group, i, now)
             self.queue.append(it)
-            self.queue_max_len = max(self.queue_max_len, len(x))
-            futures.append(it.future)
+            self.queue_max_len = max(self.queue_max_len, it.n)
+        self.pending += len(ids)
         self.metrics.queue_depth.inc(len(ids))
         self.wake.set()
-        return futures
+        return group.future
 
     def _full(self) -> bool:
-        n = len(self.queue)
+        n = self.pending
         return n >= self.limits.max_batch_size or n * self.queue_max_len >= self.limits.max_batch_tokens
 
     async def _loop(self) -> None:
         while True:
-            if not self.queue:
+            if not self.pending:
+                self.queue.clear()  # only taken items remain
+                self.queue_max_len = 0
                 if self.closing:
                     return
                 self.wake.clear()
@@ -126,8 +166,8 @@ class Batcher:
             # Wait for company until the batch is full or the oldest text has waited enough —
             # unless the last batch was a lone text run into an empty queue: then nobody else is
             # sending, and waiting would only add max_wait to every request of a lone client.
-            oldest = self.queue[0].enqueued
-            lone = self.last_batch_texts <= 1 and len(self.queue) == 1
+            oldest = self._front().enqueued
+            lone = self.last_batch_texts <= 1 and self.pending == 1
             while not lone and not self._full() and not self.closing:
                 left = oldest + self.limits.max_wait_s - time.monotonic()
                 if left <= 0:
@@ -141,32 +181,40 @@ class Batcher:
             if batch:
                 await self._run(batch)
 
+    def _front(self) -> Item:
+        while self.queue[0].taken:
+            self.queue.popleft()
+        return self.queue[0]
+
+    def _drop_dead(self, it: Item, now: float) -> bool:
+        """Take a text out whose caller went away or whose deadline passed; True if it was."""
+        if it.deadline < now:
+            self._expire(it)
+        elif it.group.done():  # cancelled (the caller disconnected or gave up), or a sibling failed
+            self.metrics.texts.labels("cancelled").inc()
+        else:
+            return False
+        it.taken = True
+        self.pending -= 1
+        self.metrics.queue_depth.dec()
+        return True
+
     def _next_batch(self) -> list[Item]:
         """Take the next batch off the queue, dropping the dead texts met on the way. Only the
         oldest few batches' worth are considered, which bounds the work per batch."""
         now = time.monotonic()
-        window = [self.queue.popleft() for _ in range(min(len(self.queue), 4 * self.limits.max_batch_size))]
-        live = []
-        for it in window:
-            if it.future.done():  # cancelled: the caller disconnected or gave up
-                self.metrics.texts.labels("cancelled").inc()
-            elif it.deadline < now:
-                self._expire(it)
-            else:
-                live.append(it)
-        batch = pick_batch(live, self.limits) if live else []
-        taken = set(batch)
-        rest = [it for it in live if it not in taken]
-        self.queue.extendleft(reversed(rest))  # back at the front, in their order
-        if not self.queue:
-            self.queue_max_len = 0  # otherwise an upper bound, which only makes _full() keener
-        self.metrics.queue_depth.dec(len(window) - len(rest))
+        window = [it for it in islice(self.queue, 4 * self.limits.max_batch_size) if not it.taken and not self._drop_dead(it, now)]
+        batch = pick_batch(window, self.limits) if window else []
+        for it in batch:
+            it.taken = True
+        self.pending -= len(batch)
+        self.metrics.queue_depth.dec(len(batch))
         self.last_batch_texts = len(batch)
         return batch
 
     def _expire(self, it: Item) -> None:
         self.metrics.texts.labels("deadline").inc()
-        it.future.set_exception(
+        it.group.fail(
             DeadlineExceeded("the request's deadline passed while it was queued", "raise timeout_ms, send fewer texts, or add replicas")
         )
 
@@ -174,13 +222,15 @@ class Batcher:
         start = time.monotonic()
         # The wait for company or a slow engine call may have run past someone's deadline.
         for it in batch:
-            if not it.future.done() and it.deadline < start:
+            if not it.group.done() and it.deadline < start:
                 self._expire(it)
-        batch = [it for it in batch if not it.future.done()]
+        batch = [it for it in batch if not it.group.done()]
         if not batch:
             return
         for it in batch:
-            self.metrics.queue_wait.observe(start - it.enqueued)
+            it.group.unstarted -= 1
+            if not it.group.unstarted:  # the request's last text starts: it waited this long
+                self.metrics.queue_wait.observe(start - it.enqueued)
         ids, mask = right_pad([it.ids for it in batch], self.pad_id)  # (B, T) each
         B, T = ids.shape
         self.metrics.batch_texts.observe(B)
@@ -202,14 +252,13 @@ class Batcher:
             log.error("batch of %d texts failed: %s", B, err.message)
             self.metrics.texts.labels("error").inc(B)
             for it in batch:
-                if not it.future.done():
-                    it.future.set_exception(err)
+                it.group.fail(err)
             return
         finally:
             self.metrics.inference.observe(time.monotonic() - start)
         for r, it in enumerate(batch):
-            if not it.future.done():
-                it.future.set_result((probs[r], attn[r, : len(it.ids)]))
+            if not it.group.done():
+                it.group.set(it.index, (probs[r], attn[r, : it.n]))
         self.metrics.texts.labels("ok").inc(B)
 
     async def close(self, timeout: float) -> None:
@@ -220,9 +269,9 @@ class Batcher:
             try:
                 await asyncio.wait_for(asyncio.shield(self.task), timeout)
             except TimeoutError:
-                log.error("drain timeout: %d queued texts not run", len(self.queue))
+                log.error("drain timeout: %d queued texts not run", self.pending)
                 self.task.cancel()
                 for it in self.queue:
-                    if not it.future.done():
-                        it.future.set_exception(NotReady("the server stopped before this text ran", "retry"))
+                    if not it.taken:
+                        it.group.fail(NotReady("the server stopped before this text ran", "retry"))
         self.pool.shutdown(wait=True)

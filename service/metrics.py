@@ -26,7 +26,7 @@ class Metrics:
         self.texts = Counter("sentiment_texts_total", "Texts by outcome (ok, deadline, cancelled, error)", ["outcome"], registry=r)
         self.queue_wait = Histogram(
             "sentiment_queue_wait_seconds",
-            "Time a text waited in the queue before its batch ran",
+            "Time a request waited in the queue until the batch of its last text started",
             buckets=LATENCY,
             registry=r,
         )

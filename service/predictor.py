@@ -12,7 +12,8 @@ from typing import Any
 
 from service.batcher import Batcher, Result
 from service.errors import ClientClosed, DeadlineExceeded, InvalidInput
-from service.model_files import Encoded, Metadata, TextTokenizer
+from service.model_files import Metadata
+from service.text_tokenizer import Encoded, TextTokenizer
 
 
 @dataclass(frozen=True)
@@ -27,13 +28,12 @@ class RequestLimits:
 class Job:
     texts: list[str]
     encoded: list[Encoded]
-    futures: list[asyncio.Future[Result]]
+    future: asyncio.Future[list[Result]]
     attention: bool
     deadline: float
 
     def cancel(self) -> None:
-        for f in self.futures:
-            f.cancel()
+        self.future.cancel()
 
 
 class Predictor:
@@ -70,16 +70,14 @@ class Predictor:
         timeout = self.validate(texts, timeout_ms)
         encoded = self.tokenizer.encode(texts)
         deadline = time.monotonic() + timeout
-        futures = self.batcher.submit([e.ids for e in encoded], deadline)
-        return Job(texts, encoded, futures, attention, deadline)
+        future = self.batcher.submit([e.ids for e in encoded], deadline)
+        return Job(texts, encoded, future, attention, deadline)
 
     async def results(self, job: Job) -> list[Result]:
         """Wait for every text of the job; 504 at the deadline (and its texts are dropped)."""
         left = max(0.0, job.deadline - time.monotonic())
         try:
-            if len(job.futures) == 1:  # the common case, without gather's extra future
-                return [await asyncio.wait_for(job.futures[0], left)]
-            return list(await asyncio.wait_for(asyncio.gather(*job.futures), left))
+            return await asyncio.wait_for(job.future, left)
         except asyncio.CancelledError:
             task = asyncio.current_task()
             if task is not None and task.cancelling():
@@ -109,10 +107,9 @@ class Predictor:
                 "probabilities": dict(zip(labels, p, strict=True)),
             }
             if job.attention:
-                w = attn.tolist()
                 pred["tokens"] = [
-                    {"text": text[s:e], "start": s, "end": e, "attention": w[j], "piece": enc.pieces[j]}
-                    for j, (s, e) in enumerate(enc.offsets)
+                    {"text": text[s:e], "start": s, "end": e, "attention": w, "piece": piece}
+                    for (s, e), w, piece in zip(enc.offsets, attn.tolist(), enc.pieces, strict=True)
                 ]
             pred["truncated"] = enc.truncated
             preds.append(pred)

@@ -7,14 +7,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from service.batcher import Batcher, BatchLimits, Item, pick_batch
+from service.batcher import Batcher, BatchLimits, Group, Item, pick_batch
 from service.engine import Engine, EngineConfig
 from service.errors import DeadlineExceeded, InferenceFailed, QueueFull
 from service.metrics import Metrics
 
 
 def _item(n: int) -> Item:
-    return Item(np.arange(1, n + 1, dtype=np.int64), time.monotonic() + 10, asyncio.Future(loop=asyncio.new_event_loop()))
+    group = Group(asyncio.Future(loop=asyncio.new_event_loop()), 1)
+    return Item(np.arange(1, n + 1, dtype=np.int64), time.monotonic() + 10, group, 0)
 
 
 def test_pick_batch_takes_the_oldest_and_the_closest_lengths_within_both_limits() -> None:
@@ -46,10 +47,14 @@ def test_batcher_results_match_running_each_text_alone(tiny_artifact: Path) -> N
     async def go() -> list[tuple[np.ndarray, np.ndarray]]:
         b = Batcher(engine.run, 0, BatchLimits(max_batch_size=16, max_batch_tokens=256, max_wait_s=0.01), Metrics())
         b.start()
-        futs = [f for s in seqs for f in b.submit([s], time.monotonic() + 10)]
-        res = await asyncio.gather(*futs)
+        # One request per text and one request with all of them: results come back in order.
+        alone = [b.submit([s], time.monotonic() + 10) for s in seqs]
+        together = await b.submit(seqs, time.monotonic() + 10)
+        res = [r for (r,) in await asyncio.gather(*alone)]
         await b.close(5)
-        return list(res)
+        for (p1, a1), (p2, a2) in zip(res, together, strict=True):
+            assert np.allclose(p1, p2, atol=1e-5) and np.allclose(a1, a2, atol=1e-5)
+        return res
 
     for s, (probs, attn) in zip(seqs, asyncio.run(go()), strict=True):
         p1, a1 = engine.run(s[None, :], np.ones((1, len(s)), dtype=np.int64))
@@ -71,11 +76,9 @@ def test_batcher_engine_error_fails_the_batch_and_keeps_serving(tiny_artifact: P
         b = Batcher(flaky, 0, BatchLimits(max_wait_s=0.01), Metrics())
         b.start()
         first = b.submit([np.array([5, 6]), np.array([7])], time.monotonic() + 10)
-        for f in first:
-            with pytest.raises(InferenceFailed, match="device lost"):
-                await f
-        (again,) = b.submit([np.array([5, 6])], time.monotonic() + 10)
-        probs, _ = await again
+        with pytest.raises(InferenceFailed, match="device lost"):
+            await first
+        ((probs, _),) = await b.submit([np.array([5, 6])], time.monotonic() + 10)
         assert probs.shape == (2,)
         await b.close(5)
 
@@ -89,10 +92,9 @@ def test_batcher_wrong_row_count_from_engine_fails_clearly() -> None:
     async def go() -> None:
         b = Batcher(short, 0, BatchLimits(max_wait_s=0.01), Metrics())
         b.start()
-        futs = b.submit([np.array([1]), np.array([2, 3])], time.monotonic() + 10)
-        for f in futs:
-            with pytest.raises(InferenceFailed, match="returned 1 rows"):
-                await f
+        fut = b.submit([np.array([1]), np.array([2, 3])], time.monotonic() + 10)
+        with pytest.raises(InferenceFailed, match="returned 1 rows"):
+            await fut
         await b.close(5)
 
     asyncio.run(go())
@@ -109,9 +111,9 @@ def test_batcher_drops_expired_and_cancelled_items_without_running_them(tiny_art
     async def go() -> None:
         b = Batcher(counting, 0, BatchLimits(max_wait_s=0.05), Metrics())
         b.start()
-        (expired,) = b.submit([np.array([1, 2])], time.monotonic() - 1)
-        (gone,) = b.submit([np.array([3])], time.monotonic() + 10)
-        (kept,) = b.submit([np.array([4])], time.monotonic() + 10)
+        expired = b.submit([np.array([1, 2])], time.monotonic() - 1)
+        gone = b.submit([np.array([3]), np.array([3, 4])], time.monotonic() + 10)
+        kept = b.submit([np.array([4])], time.monotonic() + 10)
         gone.cancel()
         with pytest.raises(DeadlineExceeded):
             await expired
@@ -128,7 +130,7 @@ def test_batcher_full_queue_refuses_whole_request() -> None:
         b.submit([np.array([1]), np.array([2])], time.monotonic() + 10)
         with pytest.raises(QueueFull):
             b.submit([np.array([1]), np.array([2])], time.monotonic() + 10)
-        assert len(b.queue) == 2
+        assert b.pending == 2
 
     asyncio.run(go())
 
@@ -139,8 +141,8 @@ def test_batcher_close_runs_everything_queued(tiny_artifact: Path) -> None:
     async def go() -> None:
         b = Batcher(engine.run, 0, BatchLimits(max_wait_s=5), Metrics())
         b.start()
-        futs = b.submit([np.array([1, 2, 3])] * 5, time.monotonic() + 10)
+        fut = b.submit([np.array([1, 2, 3])] * 5, time.monotonic() + 10)
         await b.close(5)  # closing cuts the 5 s wait short and drains
-        assert all(f.done() and not f.exception() for f in futs)
+        assert fut.done() and len(fut.result()) == 5
 
     asyncio.run(go())
