@@ -20,12 +20,12 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import islice
 
 import numpy as np
 
+from service.engine_thread import EngineThread
 from service.errors import DeadlineExceeded, InferenceFailed, NotReady, QueueFull
 from service.metrics import Metrics
 from service.padding import right_pad
@@ -119,7 +119,7 @@ class Batcher:
         self.queue_max_len = 0  # longest text queued since the queue was last empty: for _full()
         self.wake = asyncio.Event()
         # One engine call at a time, off the event loop.
-        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="engine")
+        self.engine = EngineThread()
         self.task: asyncio.Task[None] | None = None
         self.closing = False
         self.last_batch_texts = 0
@@ -237,7 +237,7 @@ class Batcher:
         self.metrics.batch_tokens.observe(B * T)
         self.metrics.batch_padding.observe(1.0 - float(mask.sum()) / (B * T))
         try:
-            probs, attn = await asyncio.get_running_loop().run_in_executor(self.pool, self.run_fn, ids, mask)
+            probs, attn = await self.engine.call(self.run_fn, ids, mask)
             if probs.shape[0] != B or attn.shape != (B, T):
                 raise InferenceFailed(
                     f"the engine returned {probs.shape[0]} rows / attention {attn.shape} for a batch of {(B, T)}",
@@ -274,4 +274,4 @@ class Batcher:
                 for it in self.queue:
                     if not it.taken:
                         it.group.fail(NotReady("the server stopped before this text ran", "retry"))
-        self.pool.shutdown(wait=True)
+        self.engine.close()

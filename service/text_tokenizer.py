@@ -1,18 +1,21 @@
-"""The artifact's tokenizer applied to request texts, with an exact fast path for plain ASCII.
+"""The artifact's tokenizer applied to request texts, with an exact fast path for plain text.
 
 `tokenizers` spends ~37 µs of CPU on a review-sized text (~25 tokens) here, most of it in the
 normalizer's and pre-tokenizer's per-character bookkeeping, and under load tokenizing was the
 largest single cost of the event loop (docs/SERVING.md, Performance). For the pipeline our
 artifacts ship (BertNormalizer, BertPreTokenizer, WordPiece, no post-processor), normalising and
-splitting *plain ASCII* text is simple: optionally lowercase (one character for one, so offsets do
-not move), drop whitespace, and cut every punctuation character off as a word of its own. The fast
+splitting plain text is simple: ASCII is lowercased (one character for one, so offsets do not
+move), whitespace dropped, and every punctuation character cut off as a word of its own. The fast
 path does that with one regex and hands each word to the tokenizer's own WordPiece model (cached
-per word), which gives the same ids, offsets and pieces in ~10 µs.
+per word), which gives the same ids, offsets and pieces in ~10 µs. Non-ASCII characters join in
+when the tokenizer's own normaliser maps them one-to-one onto ASCII letters or spaces (é → e) or
+leaves them as punctuation (’ — …), and a start-up probe of each agrees with tokenizers.
 
-Everything else (non-ASCII or control characters, a special token's text such as "[CLS]",
-another pipeline) goes through `tokenizers` unchanged. Tests compare both paths on every text of
-the dataset and on random strings; at start-up the service compares them on sample texts and
-switches the fast path off, with an error log, if they ever disagree.
+Everything else (ß, CJK, emoji, control characters, a special token's text such as "[CLS]",
+another pipeline) goes through `tokenizers` unchanged: 6 texts in the 12,808 of the dataset.
+Tests compare both paths on every text of the dataset and on random strings; at start-up the
+service compares them on sample texts and switches the fast path off, with an error log, if they
+ever disagree.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,9 +33,13 @@ from tokenizers import Tokenizer
 
 log = logging.getLogger(__name__)
 
-# Printable ASCII and the three control characters BERT's clean-up turns into spaces. Any other
-# character (accents, CJK, \x00...) may be removed, split or decomposed by BertNormalizer.
-PLAIN = re.compile(r"[\x20-\x7e\t\n\r]*\Z")
+# Printable ASCII and the three control characters BERT's clean-up turns into spaces. Other
+# characters may be removed, split or decomposed by BertNormalizer: only those checked against
+# the tokenizer at start-up (TextTokenizer._extra_chars) join them.
+ASCII = "\x20-\x7e\t\n\r"
+PLAIN = re.compile(f"[{ASCII}]*\\Z")
+# Where those are looked for: Latin-1 and Latin Extended letters and spaces, General Punctuation.
+CANDIDATES = "".join(chr(c) for c in (*range(0xA0, 0x250), *range(0x2000, 0x2070)))
 # BertPreTokenizer on ASCII: runs of letters and digits, and every other non-space character
 # alone; each word with the whitespace before it, to know where it starts.
 WORD = re.compile(r"([ \t\n\r]*)([A-Za-z0-9]+|[^A-Za-z0-9 \t\n\r])")
@@ -40,7 +48,7 @@ SELF_CHECK = [
     "Dull... and far too long; 2/10 -- wouldn't watch again!!",
     'it\'s a BRILLIANT, laugh-out-loud #1 (sort of) "comedy"\tof\r\nerrors_$5 @home {ok} [no] ~yes~ `x` ^_^ |',
     "supercalifragilisticexpialidocious " * 3 + "x" * 150,
-    "naïve café — not plain",
+    "naïve café — “not” plain… Ñandú’s Æsop ß İ ½ e\u0301",
 ]
 
 Piece = tuple[int, int, int, str]  # id, start, end (within the word), the tokenizer's piece
@@ -94,12 +102,40 @@ class TextTokenizer:
         self.specials = [t["content"].lower() for t in config.get("added_tokens", [])]
         self.words: dict[str, WordEntry] = {}
         self.cache_words = cache_words
+        self.plain = PLAIN
+        self.table: dict[int, str] = {}  # non-ASCII character → what the normaliser makes of it
         blocker = fast_path_blocker(config) if fast else "switched off in the settings"
         if blocker is None:
+            self.table, extra = self._extra_chars()
+            self.plain = re.compile(f"[{ASCII}{re.escape(extra)}]*\\Z")
             blocker = self._self_check()
         self.fast = blocker is None
         if blocker is not None and fast:
             log.warning("fast tokenizer path off: %s; every text goes through tokenizers", blocker)
+
+    def _extra_chars(self) -> tuple[dict[int, str], str]:
+        """The non-ASCII characters the fast path can take too, with what they become: those the
+        tokenizer's normaliser turns into one ASCII letter, digit or space (é → e, no-break space
+        → space: same length, same offsets) and punctuation it leaves as is (’ — …). Each is kept
+        only if tokenizers agrees with the fast path on it, in context."""
+        assert self.tok.normalizer is not None  # fast_path_blocker checked it is BertNormalizer
+        table: dict[int, str] = {}
+        punct: list[str] = []
+        for c in CANDIDATES:
+            d = self.tok.normalizer.normalize_str(c)
+            if len(d) == 1 and ((d.isascii() and d.isalnum()) or d == " "):
+                table[ord(c)] = d
+            elif d == c and unicodedata.category(c).startswith("P"):
+                punct.append(c)
+        agreed = []
+        for c in [chr(k) for k in table] + punct:
+            self.plain = re.compile(f"[{ASCII}{re.escape(c)}]*\\Z")
+            self.table = {ord(c): table[ord(c)]} if ord(c) in table else {}
+            probe = f"x{c}y {c}Ab{c}. {c}"
+            fast = self._fast(probe)
+            if fast is not None and fast.same(self._slow(probe)):
+                agreed.append(c)
+        return {k: v for k, v in table.items() if chr(k) in agreed}, "".join(agreed)
 
     def _self_check(self) -> str | None:
         for text in SELF_CHECK:
@@ -129,10 +165,11 @@ class TextTokenizer:
         return Encoded(np.array(enc.ids, dtype=np.int64), list(enc.offsets), list(enc.tokens), bool(enc.overflowing))
 
     def _fast(self, text: str) -> Encoded | None:
-        """None when the text is not plain ASCII or mentions a special token."""
-        if not PLAIN.match(text):
+        """None when the text has a character the fast path does not take, or a special token."""
+        if not self.plain.match(text):
             return None
-        low = text.lower() if self.lowercase else text  # ASCII: same length, same offsets
+        low = text if text.isascii() else text.translate(self.table)  # one character for one
+        low = low.lower() if self.lowercase else low  # ASCII: same length, same offsets
         if any(s in low for s in self.specials):
             return None
         ids: list[int] = []
@@ -159,10 +196,12 @@ class TextTokenizer:
     def _word(self, word: str) -> WordEntry:
         tokens = self.tok.model.tokenize(word)
         entry: WordEntry
-        if len(tokens) == 1 and tokens[0].offsets == (0, len(word)):
+        if len(tokens) == 1:  # WordPiece: the word itself, or [UNK] for all of it
             entry = (tokens[0].id, tokens[0].value)
         else:
-            entry = tuple((t.id, t.offsets[0], t.offsets[1], t.value) for t in tokens)
+            # The model reports UTF-8 byte offsets; the caller's offsets count characters.
+            char_at = {len(word[:i].encode()): i for i in range(len(word) + 1)}
+            entry = tuple((t.id, char_at[t.offsets[0]], char_at[t.offsets[1]], t.value) for t in tokens)
         if len(self.words) >= self.cache_words:
             self.words.clear()  # bounded memory under adversarial input; common words return at once
         self.words[word] = entry

@@ -17,7 +17,10 @@ from tests.conftest import CACHE
 # Letters weighted up, every ASCII punctuation character, the whitespace BERT keeps, digits, and
 # fragments that stress WordPiece (long words, unknown pieces) and special-token matching.
 ALPHABET = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ" * 4 + "0123456789" + "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~" + "    \t\n\r"
-FRAGMENTS = ["[CLS]", "[unk]", "[PAD", "##", "x" * 120, "unbelievably", " ", "'s", "é", "\x00", "日本"]
+FRAGMENTS = ["[CLS]", "[unk]", "[PAD", "##", "x" * 120, "unbelievably", " ", "'s", "\x00", "日本"]
+# Non-ASCII the fast path takes (é É ’ — … no-break space) and some it must leave to tokenizers:
+# ß and æ stay non-ASCII letters, İ lowercases to two characters, ½ is a symbol, U+0301 combines.
+FRAGMENTS += ["é", "É", "ñ", "’", "“", "—", "…", "\xa0", "\u2009", "ß", "æ", "İ", "½", "e\u0301", "\u200b", "ǅ"]
 
 
 @pytest.fixture(scope="module")
@@ -54,9 +57,9 @@ def test_fast_path_matches_tokenizers_on_every_dataset_text(artifact: Path, text
     slow, fast = slow_and_fast(artifact, 128)
     for text, a, b in zip(texts, slow.encode(texts), fast.encode(texts), strict=True):
         assert_same(a, b, text)
-    # The fast path really is the one taken for (almost all) review text.
+    # The fast path really is the one taken for review text (all but a handful of 12,808).
     plain = sum(fast._fast(t) is not None for t in texts)
-    assert plain / len(texts) > 0.9, plain
+    assert plain / len(texts) > 0.99, plain
 
 
 def test_fast_path_matches_tokenizers_on_random_strings(artifact: Path) -> None:
