@@ -30,6 +30,8 @@ def route_label(path: str, known: frozenset[str]) -> str:
 class RequestContext:
     def __init__(self, app: ASGIApp, metrics: Metrics, known_routes: frozenset[str]) -> None:
         self.app, self.metrics, self.known = app, metrics, known_routes
+        # Metric children by label values: `.labels()` costs a few µs a call; the set is bounded.
+        self.children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -55,14 +57,16 @@ class RequestContext:
             await self.app(scope, receive, send_with_id)
         finally:
             took = time.perf_counter() - start
-            route = route_label(scope["path"], self.known)
-            self.metrics.requests.labels(route, scope["method"], str(status[0])).inc()
-            self.metrics.latency.labels(route).observe(took)
-            extra: dict[str, Any] = {
-                "method": scope["method"],
-                "path": scope["path"],
-                "status": status[0],
-                "ms": round(took * 1000, 2),
-            }
-            log.info("request", extra=extra)
+            key = (scope["path"], scope["method"], status[0])
+            children = self.children.get(key)
+            if children is None:
+                route = route_label(scope["path"], self.known)
+                children = self.metrics.requests.labels(route, key[1], str(key[2])), self.metrics.latency.labels(route)
+                if len(self.children) < 1000:  # paths are the caller's: keep the cache bounded
+                    self.children[key] = children
+            children[0].inc()
+            children[1].observe(took)
+            if log.isEnabledFor(logging.INFO):
+                extra: dict[str, Any] = {"method": key[1], "path": key[0], "status": key[2], "ms": round(took * 1000, 2)}
+                log.info("request", extra=extra)
             request_id_var.reset(token)
