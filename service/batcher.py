@@ -9,8 +9,9 @@ compute goes to padding. Texts whose deadline passed or whose caller went away a
 they run. While a batch runs in the engine thread, new texts queue up, so the batch size grows with
 the load by itself.
 
-Knows nothing of HTTP or pydantic: items are token-id arrays with a deadline, grouped
-by request, and each request gets one future.
+The queue and the rule that picks a batch are in service/batch_queue.py. Knows nothing of HTTP or
+pydantic: items are token-id arrays with a deadline, grouped by request, and each request gets one
+future.
 """
 
 from __future__ import annotations
@@ -18,13 +19,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from itertools import islice
 
 import numpy as np
 
+from service.batch_queue import BatchLimits, Item, LengthQueue
 from service.engine_thread import EngineThread
 from service.errors import DeadlineExceeded, InferenceFailed, NotReady, QueueFull
 from service.metrics import Metrics
@@ -60,63 +59,10 @@ class Group:
             self.future.set_exception(err)
 
 
-@dataclass(eq=False, slots=True)
-class Item:
-    ids: np.ndarray  # (L,) int64
-    deadline: float  # time.monotonic() by which it must have run
-    group: Group
-    index: int  # position in its request
-    enqueued: float = field(default_factory=time.monotonic)
-    taken: bool = False  # in a batch already, or dropped: skipped where the queue still holds it
-    n: int = 0  # len(ids)
-
-    def __post_init__(self) -> None:
-        self.n = len(self.ids)
-
-
-@dataclass(frozen=True)
-class BatchLimits:
-    max_batch_size: int = 64
-    max_batch_tokens: int = 4096
-    max_wait_s: float = 0.002
-    max_queue: int = 2048
-    split_cost_tokens: int = 4
-
-
-def pick_batch(window: list[Item], limits: BatchLimits) -> list[Item]:
-    """The oldest item (window[0]) and the items closest to it in length (older first among
-    equals), with count ≤ max_batch_size and longest × count ≤ max_batch_tokens (a single text
-    longer than the token budget still runs, alone).
-
-    An item joins only if it adds at most `split_cost_tokens` of padding (its own, if shorter than
-    the batch's longest; the others', if longer): on a CPU the cost per token hardly falls past a
-    few texts per batch, so padding is waste while one more engine call is cheap
-    (see docs/SERVING.md). Only lengths within `split_cost_tokens` of the oldest can ever join,
-    so only those are sorted.
-    """
-    anchor, cost = window[0].n, limits.split_cost_tokens
-    near = [it for it in window[1:] if anchor - cost <= it.n <= anchor + cost]
-    near.sort(key=lambda it: abs(it.n - anchor))  # stable: older first among equals
-    batch, longest = [window[0]], anchor
-    for it in near:
-        if len(batch) >= limits.max_batch_size:
-            break
-        top = max(longest, it.n)
-        added = (top - longest) * len(batch) + (top - it.n)  # padded tokens this item adds
-        if added <= cost and top * (len(batch) + 1) <= limits.max_batch_tokens:
-            batch.append(it)
-            longest = top
-    return batch
-
-
 class Batcher:
     def __init__(self, run: RunFn, pad_id: int, limits: BatchLimits, metrics: Metrics) -> None:
         self.run_fn, self.pad_id, self.limits, self.metrics = run, pad_id, limits, metrics
-        # Oldest first. Items taken out of the middle stay in it, marked, until they reach the
-        # front: cheaper than removing them, and `pending` counts only the live ones.
-        self.queue: deque[Item] = deque()
-        self.pending = 0
-        self.queue_max_len = 0  # longest text queued since the queue was last empty: for _full()
+        self.queue = LengthQueue()
         self.wake = asyncio.Event()
         # One engine call at a time, off the event loop.
         self.engine = EngineThread()
@@ -132,32 +78,27 @@ class Batcher:
         results in order. Cancelling it drops the texts that have not run yet."""
         if self.closing:
             raise NotReady("the server is shutting down", "retry on another replica", {"Retry-After": "1"})
-        if self.pending + len(ids) > self.limits.max_queue:
+        if self.queue.pending + len(ids) > self.limits.max_queue:
             raise QueueFull(
-                f"the queue is full ({self.pending} of {self.limits.max_queue} texts waiting)",
+                f"the queue is full ({self.queue.pending} of {self.limits.max_queue} texts waiting)",
                 "retry after the Retry-After delay, send fewer texts, or add replicas",
                 {"Retry-After": "1"},
             )
         group = Group(asyncio.get_running_loop().create_future(), len(ids))
         now = time.monotonic()
-        for i, x in enumerate(ids):
-            it = Item(x, deadline, group, i, now)
-            self.queue.append(it)
-            self.queue_max_len = max(self.queue_max_len, it.n)
-        self.pending += len(ids)
+        self.queue.push([Item(x, deadline, group, i, now) for i, x in enumerate(ids)])
         self.metrics.queue_depth.inc(len(ids))
         self.wake.set()
         return group.future
 
     def _full(self) -> bool:
-        n = self.pending
-        return n >= self.limits.max_batch_size or n * self.queue_max_len >= self.limits.max_batch_tokens
+        n = self.queue.pending
+        return n >= self.limits.max_batch_size or n * self.queue.max_len >= self.limits.max_batch_tokens
 
     async def _loop(self) -> None:
         while True:
-            if not self.pending:
-                self.queue.clear()  # only taken items remain
-                self.queue_max_len = 0
+            oldest = self.queue.front()
+            if oldest is None:
                 if self.closing:
                     return
                 self.wake.clear()
@@ -166,10 +107,9 @@ class Batcher:
             # Wait for company until the batch is full or the oldest text has waited enough —
             # unless the last batch was a lone text run into an empty queue: then nobody else is
             # sending, and waiting would only add max_wait to every request of a lone client.
-            oldest = self._front().enqueued
-            lone = self.last_batch_texts <= 1 and self.pending == 1
+            lone = self.last_batch_texts <= 1 and self.queue.pending == 1
             while not lone and not self._full() and not self.closing:
-                left = oldest + self.limits.max_wait_s - time.monotonic()
+                left = oldest.enqueued + self.limits.max_wait_s - time.monotonic()
                 if left <= 0:
                     break
                 self.wake.clear()
@@ -181,11 +121,6 @@ class Batcher:
             if batch:
                 await self._run(batch)
 
-    def _front(self) -> Item:
-        while self.queue[0].taken:
-            self.queue.popleft()
-        return self.queue[0]
-
     def _drop_dead(self, it: Item, now: float) -> bool:
         """Take a text out whose caller went away or whose deadline passed; True if it was."""
         if it.deadline < now:
@@ -194,20 +129,14 @@ class Batcher:
             self.metrics.texts.labels("cancelled").inc()
         else:
             return False
-        it.taken = True
-        self.pending -= 1
+        self.queue.drop(it)
         self.metrics.queue_depth.dec()
         return True
 
     def _next_batch(self) -> list[Item]:
-        """Take the next batch off the queue, dropping the dead texts met on the way. Only the
-        oldest few batches' worth are considered, which bounds the work per batch."""
+        """Take the next batch off the queue, dropping the dead texts met on the way."""
         now = time.monotonic()
-        window = [it for it in islice(self.queue, 4 * self.limits.max_batch_size) if not it.taken and not self._drop_dead(it, now)]
-        batch = pick_batch(window, self.limits) if window else []
-        for it in batch:
-            it.taken = True
-        self.pending -= len(batch)
+        batch = self.queue.next_batch(self.limits, lambda it: not self._drop_dead(it, now))
         self.metrics.queue_depth.dec(len(batch))
         self.last_batch_texts = len(batch)
         return batch
@@ -269,9 +198,8 @@ class Batcher:
             try:
                 await asyncio.wait_for(asyncio.shield(self.task), timeout)
             except TimeoutError:
-                log.error("drain timeout: %d queued texts not run", self.pending)
+                log.error("drain timeout: %d queued texts not run", self.queue.pending)
                 self.task.cancel()
-                for it in self.queue:
-                    if not it.taken:
-                        it.group.fail(NotReady("the server stopped before this text ran", "retry"))
+                for it in self.queue.live():
+                    it.group.fail(NotReady("the server stopped before this text ran", "retry"))
         self.engine.close()

@@ -98,7 +98,7 @@ class Predictor:
     def respond(self, job: Job, results: list[Result]) -> dict[str, Any]:
         labels = self.meta.labels
         preds = []
-        for text, enc, (probs, attn) in zip(job.texts, job.encoded, results, strict=True):
+        for enc, (probs, attn) in zip(job.encoded, results, strict=True):
             p = probs.tolist()
             k = p.index(max(p))  # argmax without numpy's per-call overhead on a (C,) array
             pred: dict[str, Any] = {
@@ -107,10 +107,9 @@ class Predictor:
                 "probabilities": dict(zip(labels, p, strict=True)),
             }
             if job.attention:
-                pred["tokens"] = [
-                    {"text": text[s:e], "start": s, "end": e, "attention": w, "piece": piece}
-                    for (s, e), w, piece in zip(enc.offsets, attn.tolist(), enc.pieces, strict=True)
-                ]
+                for token, w in zip(enc.tokens, attn.tolist(), strict=True):
+                    token["attention"] = w
+                pred["tokens"] = enc.tokens
             pred["truncated"] = enc.truncated
             preds.append(pred)
         return {"model": self.model_ref, "predictions": preds}

@@ -2,12 +2,14 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from service.batcher import Batcher, BatchLimits, Group, Item, pick_batch
+from service.batch_queue import BatchLimits, Item, LengthQueue, pick_batch
+from service.batcher import Batcher, Group
 from service.engine import Engine, EngineConfig
 from service.errors import DeadlineExceeded, InferenceFailed, QueueFull
 from service.metrics import Metrics
@@ -18,21 +20,49 @@ def _item(n: int) -> Item:
     return Item(np.arange(1, n + 1, dtype=np.int64), time.monotonic() + 10, group, 0)
 
 
+def _pick(items: list[Item], limits: BatchLimits) -> list[Item]:
+    """pick_batch with items[0] as the anchor and the others queued in their length lanes."""
+    lanes: dict[int, deque[Item]] = {}
+    for it in items[1:]:
+        lanes.setdefault(it.n, deque()).append(it)
+    return pick_batch(items[0], lanes, limits)
+
+
 def test_pick_batch_takes_the_oldest_and_the_closest_lengths_within_both_limits() -> None:
     items = [_item(n) for n in (30, 2, 17, 29, 31, 28, 1, 100, 30)]
-    batch = pick_batch(items, BatchLimits(max_batch_size=3, max_batch_tokens=100, split_cost_tokens=16))
+    batch = _pick(items, BatchLimits(max_batch_size=3, max_batch_tokens=100, split_cost_tokens=16))
     # The oldest (30) always goes; then the other 30 (no padding), then 29 or 31 (one token of
     # padding either way: the older, 29, wins the tie). 28 would make four: over max_batch_size.
     assert [len(i.ids) for i in batch] == [30, 30, 29]
-    tight = pick_batch(items, BatchLimits(max_batch_size=8, max_batch_tokens=95, split_cost_tokens=16))
+    tight = _pick(items, BatchLimits(max_batch_size=8, max_batch_tokens=95, split_cost_tokens=16))
     assert len(tight) == 3 and max(len(i.ids) for i in tight) * len(tight) <= 95
 
 
 def test_pick_batch_keeps_texts_apart_when_padding_costs_more_than_a_call() -> None:
     items = [_item(n) for n in (5, 40, 6, 4, 22)]
-    batch = pick_batch(items, BatchLimits(max_batch_size=64, max_batch_tokens=4096, split_cost_tokens=16))
+    batch = _pick(items, BatchLimits(max_batch_size=64, max_batch_tokens=4096, split_cost_tokens=16))
     assert [len(i.ids) for i in batch] == [5, 6, 4]  # 22 would add (22 - 6) × 3 = 48 padded tokens
-    assert [len(i.ids) for i in pick_batch([_item(200), _item(3)], BatchLimits(max_batch_tokens=100))] == [200]
+    assert [len(i.ids) for i in _pick([_item(200), _item(3)], BatchLimits(max_batch_tokens=100))] == [200]
+
+
+def test_length_queue_batches_oldest_first_and_skips_dropped_items() -> None:
+    q = LengthQueue()
+    items = [_item(n) for n in (7, 3, 7, 3, 9, 7)]
+    q.push(items)
+    dead = {id(items[2])}  # e.g. its caller disconnected
+
+    def alive(it: Item) -> bool:
+        if id(it) in dead:
+            q.drop(it)
+            return False
+        return True
+
+    limits = BatchLimits(split_cost_tokens=0)
+    assert q.next_batch(limits, alive) == [items[0], items[5]]  # the 7s, the dropped one skipped
+    assert q.pending == 3 and q.front() is items[1]
+    assert q.next_batch(limits, alive) == [items[1], items[3]]
+    assert q.next_batch(limits, alive) == [items[4]]
+    assert q.pending == 0 and q.front() is None and not q.lanes
 
 
 def _engine(artifact: Path) -> Engine:
@@ -130,7 +160,7 @@ def test_batcher_full_queue_refuses_whole_request() -> None:
         b.submit([np.array([1]), np.array([2])], time.monotonic() + 10)
         with pytest.raises(QueueFull):
             b.submit([np.array([1]), np.array([2])], time.monotonic() + 10)
-        assert b.pending == 2
+        assert b.queue.pending == 2
 
     asyncio.run(go())
 

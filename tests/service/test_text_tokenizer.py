@@ -50,7 +50,9 @@ def slow_and_fast(artifact: Path, max_length: int) -> tuple[TextTokenizer, TextT
 
 
 def assert_same(a: Encoded, b: Encoded, text: str) -> None:
-    assert (a.ids.tolist(), a.offsets, a.pieces, a.truncated) == (b.ids.tolist(), b.offsets, b.pieces, b.truncated), text
+    assert (a.ids.tolist(), a.tokens, a.truncated) == (b.ids.tolist(), b.tokens, b.truncated), text
+    for t in b.tokens:
+        assert t["text"] == text[t["start"] : t["end"]]
 
 
 def test_fast_path_matches_tokenizers_on_every_dataset_text(artifact: Path, texts: list[str]) -> None:
@@ -100,7 +102,7 @@ def test_fast_path_off_for_a_pipeline_it_does_not_reproduce(tiny_artifact: Path,
     t = TextTokenizer(tmp_path, 64)
     assert not t.fast
     (enc,) = t.encode(["a fine film"])
-    assert enc.pieces[0] == "[CLS]"  # what tokenizers says, special tokens included
+    assert enc.tokens[0]["piece"] == "[CLS]"  # what tokenizers says, special tokens included
 
 
 def test_fast_path_off_when_its_self_check_disagrees(tiny_artifact: Path) -> None:

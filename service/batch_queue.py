@@ -1,0 +1,143 @@
+"""The batcher's queue: texts in arrival order and by length, and the rule that forms a batch.
+
+A batch always holds the oldest live text (so waiting is first come, first served and nobody
+waits behind more than the queue ahead of them), joined by the queued texts closest to it in
+length. Keeping one FIFO lane per length makes finding them cost about the batch's size, however
+long the queue: the closest lengths are the lanes next to the oldest text's own.
+
+Items leave lazily: one taken into a batch (or dropped) through its length lane stays in the
+arrival-order deque, marked, until it reaches the front, which is cheaper than removing it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from service.batcher import Group
+
+Alive = Callable[["Item"], bool]  # False if the item must be dropped (its caller is gone); drops it
+
+
+@dataclass(eq=False, slots=True)
+class Item:
+    ids: np.ndarray  # (L,) int64
+    deadline: float  # time.monotonic() by which it must have run
+    group: Group
+    index: int  # position in its request
+    enqueued: float = field(default_factory=time.monotonic)
+    taken: bool = False  # in a batch already, or dropped
+    n: int = 0  # len(ids)
+
+    def __post_init__(self) -> None:
+        self.n = len(self.ids)
+
+
+@dataclass(frozen=True)
+class BatchLimits:
+    max_batch_size: int = 64
+    max_batch_tokens: int = 4096
+    max_wait_s: float = 0.002
+    max_queue: int = 2048
+    split_cost_tokens: int = 4
+
+
+def _front(lane: deque[Item], alive: Alive) -> Item | None:
+    while lane and (lane[0].taken or not alive(lane[0])):
+        lane.popleft()
+    return lane[0] if lane else None
+
+
+def pick_batch(anchor: Item, lanes: dict[int, deque[Item]], limits: BatchLimits, alive: Alive = lambda it: True) -> list[Item]:
+    """The anchor (the oldest text, already out of its lane) and the queued texts closest to it
+    in length (older first among equally close), with count ≤ max_batch_size and longest × count
+    ≤ max_batch_tokens (a single text longer than the token budget still runs, alone). Texts
+    joining are taken off their lanes.
+
+    A text joins only if it adds at most `split_cost_tokens` of padding (its own, if shorter than
+    the batch's longest; the others', if longer): on a CPU the cost per token hardly falls past a
+    few texts per batch, so padding is waste while one more engine call is cheap (see
+    docs/SERVING.md). So only lengths within `split_cost_tokens` of the anchor can join.
+    """
+    batch, longest, cost = [anchor], anchor.n, limits.split_cost_tokens
+    for d in range(cost + 1):
+        near = [lanes.get(anchor.n - d), lanes.get(anchor.n + d)] if d else [lanes.get(anchor.n)]
+        open_lanes = [lane for lane in near if lane]
+        while open_lanes and len(batch) < limits.max_batch_size:
+            fronts = [(it, lane) for lane in open_lanes if (it := _front(lane, alive)) is not None]
+            if not fronts:
+                break
+            it, lane = min(fronts, key=lambda f: f[0].enqueued)
+            top = max(longest, it.n)
+            added = (top - longest) * len(batch) + (top - it.n)  # padded tokens this text adds
+            if added <= cost and top * (len(batch) + 1) <= limits.max_batch_tokens:
+                lane.popleft()
+                batch.append(it)
+                longest = top
+            else:  # the rest of this lane has the same length: it would not fit either
+                open_lanes = [other for _, other in fronts if other is not lane]
+    return batch
+
+
+class LengthQueue:
+    def __init__(self) -> None:
+        self.fifo: deque[Item] = deque()  # arrival order
+        self.lanes: dict[int, deque[Item]] = {}  # length → arrival order
+        self.pending = 0  # items neither taken nor dropped
+        self.max_len = 0  # longest item queued since the queue was last empty (an upper bound)
+
+    def push(self, items: list[Item]) -> None:
+        for it in items:
+            self.fifo.append(it)
+            lane = self.lanes.get(it.n)
+            if lane is None:
+                lane = self.lanes[it.n] = deque()
+            lane.append(it)
+            self.max_len = max(self.max_len, it.n)
+        self.pending += len(items)
+
+    def front(self) -> Item | None:
+        """The oldest item not yet taken or dropped."""
+        while self.fifo and self.fifo[0].taken:
+            self.fifo.popleft()
+        return self.fifo[0] if self.fifo else None
+
+    def drop(self, it: Item) -> None:
+        it.taken = True
+        self.pending -= 1
+
+    def next_batch(self, limits: BatchLimits, alive: Alive) -> list[Item]:
+        """Take the next batch; `alive` drops the dead items met on the way."""
+        anchor = self.front()
+        while anchor is not None and not alive(anchor):
+            anchor = self.front()
+        if anchor is None:
+            return []
+        lane = self.lanes[anchor.n]
+        while lane[0] is not anchor:  # all older ones of its length are gone already
+            lane.popleft()
+        lane.popleft()
+        batch = pick_batch(anchor, self.lanes, limits, alive)
+        for it in batch:
+            it.taken = True
+        self.pending -= len(batch)
+        for n in {it.n for it in batch}:
+            if not self.lanes[n]:
+                del self.lanes[n]
+        if not self.pending:
+            self.clear()
+        return batch
+
+    def clear(self) -> None:
+        self.fifo.clear()
+        self.lanes.clear()
+        self.max_len = 0
+
+    def live(self) -> list[Item]:
+        return [it for it in self.fifo if not it.taken]
