@@ -2,8 +2,9 @@
 
 Starts both servers on the same artifact with the same number of worker processes, drives each
 with wrk (a Lua script cycling through real test-split texts) at several concurrencies, for
-single-text and 32-text requests, then measures the onnxruntime ceiling at the batch sizes the
-service formed. Prints the table and writes docs/BENCHMARKS.md.
+single-text and 32-text requests, and right after each service point measures the onnxruntime
+ceiling at the batch size the service formed (this machine's speed drifts by ±15% over minutes, so
+each ratio compares numbers taken seconds apart). Prints the table and writes docs/BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ class Run:
     errors: int
     texts_per_request: int
     mean_batch: float | None = None
+    ceiling: float | None = None  # in-process texts/s at the mean batch, measured right after
     cpu: CpuSplit | None = None  # the service's CPU during the run
 
     @property
@@ -174,26 +176,21 @@ def main() -> None:
                         r.cpu = CpuSplit.between(cpu_before, thread_seconds(workers_of(proc.pid)))
                         after = batch_counts(url)
                         r.mean_batch = (after[0] - before[0]) / max(1.0, after[1] - before[1])
+                        r.ceiling = ceiling(a.artifact, texts, max(1, round(r.mean_batch)), a.workers, a.threads)
                     runs.append(r)
                     line = f"{name:8} {scen:8} c={c:<3} {rps:9.1f} req/s {r.texts_per_s:9.1f} texts/s"
-                    print(f"{line} p50 {p50:7.2f} ms p99 {p99:7.2f} ms errors {err}", flush=True)
+                    top = f" ceiling {r.ceiling:.0f} texts/s" if r.ceiling else ""
+                    print(f"{line} p50 {p50:7.2f} ms p99 {p99:7.2f} ms errors {err}{top}", flush=True)
         finally:
             stop(proc)
 
-    ceilings: dict[int, float] = {}
-    for r in runs:
-        if r.server == "service" and r.mean_batch:
-            b = max(1, round(r.mean_batch))
-            if b not in ceilings:
-                ceilings[b] = ceiling(a.artifact, texts, b, a.workers, a.threads)
-                print(f"ceiling at batch {b}: {ceilings[b]:.1f} texts/s", flush=True)
-    report = render(runs, ceilings, a)
+    report = render(runs, a)
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(report)
     print(report)
 
 
-def render(runs: list[Run], ceilings: dict[int, float], a: argparse.Namespace) -> str:
+def render(runs: list[Run], a: argparse.Namespace) -> str:
     import onnxruntime as ort
 
     naive = {(r.scenario, r.concurrency): r for r in runs if r.server == "naive"}
@@ -210,7 +207,8 @@ def render(runs: list[Run], ceilings: dict[int, float], a: argparse.Namespace) -
         f"- Settings: {a.workers} worker processes × {a.threads} onnxruntime thread(s) for both servers; {a.seconds} s per point "
         "after a 2 s warm-up; texts from the test split (mean ≈ 25 tokens).",
         "- naive: a FastAPI endpoint that runs the model once per request (no batching), `bench/naive_app.py`.",
-        "- ceiling: onnxruntime called in-process in the same topology, length-sorted batches at the service's mean batch size.",
+        "- ceiling: onnxruntime called in-process in the same topology, length-sorted batches at the service's mean batch size, "
+        "measured for 5 s right after each service point (the machine's speed drifts by ±15% over minutes).",
         "- CPU µs per text: the service workers' CPU time during the point (from /proc, `bench/cpu.py`) per text answered, "
         "split into the event-loop threads (HTTP, validation, tokenising, batching, answers) and the engine threads (onnxruntime).",
         "",
@@ -221,7 +219,7 @@ def render(runs: list[Run], ceilings: dict[int, float], a: argparse.Namespace) -
     for r in runs:
         base = naive.get((r.scenario, r.concurrency))
         ratio = f"{r.texts_per_s / base.texts_per_s:.2f}×" if base and r.server == "service" else ""
-        ceil = ceilings.get(max(1, round(r.mean_batch or 0)))
+        ceil = r.ceiling
         pct = f"{100 * r.texts_per_s / ceil:.0f}% of {ceil:.0f}" if ceil and r.server == "service" else ""
         mb = f"{r.mean_batch:.1f}" if r.mean_batch is not None else ""
         texts = r.texts_per_s * a.seconds
@@ -238,14 +236,16 @@ def render(runs: list[Run], ceilings: dict[int, float], a: argparse.Namespace) -
         lines[-1] += f"p99 {s64.p99_ms:.1f} ms (target ≤ 50 ms: {'met' if s64.p99_ms <= 50 else 'NOT met'})."
     for c in (16, 64):
         b32 = svc.get(("batch32", c))
-        top = ceilings.get(max(1, round(b32.mean_batch or 0))) if b32 else None
+        top = b32.ceiling if b32 else None
         if b32 and top:
             share = 100 * b32.texts_per_s / top
             met = "met" if share >= 80 else "NOT met"
             lines.append(f"- 32-text requests, c={c}: {share:.0f}% of the in-process ceiling (target ≥ 80%: {met}).")
-    for c, top in sorted(ceilings.items()):
-        per_text = 1e6 * a.workers / top
-        lines.append(f"- ceiling at batch {c}: {top:.0f} texts/s on {a.workers} processes = {per_text:.0f} µs of CPU per text.")
+    for r in runs:
+        if r.ceiling and r.mean_batch:
+            per_text = 1e6 * a.workers / r.ceiling
+            where = f"after {r.scenario} c={r.concurrency}, batch {max(1, round(r.mean_batch))}"
+            lines.append(f"- ceiling {where}: {r.ceiling:.0f} texts/s = {per_text:.0f} µs of CPU per text.")
     lines += ["", 'Where the time goes is in docs/SERVING.md ("Performance").']
     return "\n".join(lines) + "\n"
 
