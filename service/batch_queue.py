@@ -117,7 +117,8 @@ class LengthQueue:
         anchor = self.front()
         while anchor is not None and not alive(anchor):
             anchor = self.front()
-        if anchor is None:
+        if anchor is None:  # only dead items were left
+            self.clear()
             return []
         lane = self.lanes[anchor.n]
         while lane[0] is not anchor:  # all older ones of its length are gone already

@@ -67,6 +67,7 @@ class Batcher:
         # One engine call at a time, off the event loop.
         self.engine = EngineThread()
         self.task: asyncio.Task[None] | None = None
+        self.running: list[Item] = []  # the batch in the engine now
         self.closing = False
         self.last_batch_texts = 0
 
@@ -165,6 +166,7 @@ class Batcher:
         self.metrics.batch_texts.observe(B)
         self.metrics.batch_tokens.observe(B * T)
         self.metrics.batch_padding.observe(1.0 - float(mask.sum()) / (B * T))
+        self.running = batch
         try:
             probs, attn = await self.engine.call(self.run_fn, ids, mask)
             if probs.shape[0] != B or attn.shape != (B, T):
@@ -184,6 +186,7 @@ class Batcher:
                 it.group.fail(err)
             return
         finally:
+            self.running = []
             self.metrics.inference.observe(time.monotonic() - start)
         for r, it in enumerate(batch):
             if not it.group.done():
@@ -200,6 +203,7 @@ class Batcher:
             except TimeoutError:
                 log.error("drain timeout: %d queued texts not run", self.queue.pending)
                 self.task.cancel()
-                for it in self.queue.live():
+                for it in [*self.running, *self.queue.live()]:
                     it.group.fail(NotReady("the server stopped before this text ran", "retry"))
-        self.engine.close()
+        # A call stuck in onnxruntime must not hold up the exit: the thread is a daemon.
+        await asyncio.to_thread(self.engine.close, 5.0)

@@ -51,7 +51,7 @@ class EngineThread:
         self.calls.put((fn, args, fut, loop))
         return await fut
 
-    def close(self) -> None:
-        """Finish the call in progress, then stop the thread."""
+    def close(self, timeout: float | None = None) -> None:
+        """Finish the call in progress (waiting at most `timeout` s), then stop the thread."""
         self.calls.put(None)
-        self.thread.join()
+        self.thread.join(timeout)

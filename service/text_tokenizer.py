@@ -45,6 +45,7 @@ CANDIDATES = "".join(chr(c) for c in (*range(0xA0, 0x250), *range(0x2000, 0x2070
 WORD = re.compile(r"([ \t\n\r]*)([A-Za-z0-9]+|[^A-Za-z0-9 \t\n\r])")
 SELF_CHECK = [
     "A gorgeous, heartfelt film.",
+    "a [CLS] b [SEP] c [MASK] [unk] [PAD",
     "Dull... and far too long; 2/10 -- wouldn't watch again!!",
     'it\'s a BRILLIANT, laugh-out-loud #1 (sort of) "comedy"\tof\r\nerrors_$5 @home {ok} [no] ~yes~ `x` ^_^ |',
     "supercalifragilisticexpialidocious " * 3 + "x" * 150,
@@ -100,8 +101,12 @@ class TextTokenizer:
         self.unk_id = 0 if unk is None else unk
         config = json.loads(self.tok.to_str())
         self.lowercase = bool((config.get("normalizer") or {}).get("lowercase"))
-        # Special tokens are matched in the raw text before normalising: such texts take the slow path.
-        self.specials = [t["content"].lower() for t in config.get("added_tokens", [])]
+        # Texts holding an added (special) token's text take the slow path, which matches them: on
+        # the raw text, or on the normalised text for tokens marked `normalized`.
+        added = config.get("added_tokens", [])
+        self.specials_raw = [t["content"] for t in added if not t.get("normalized")]
+        norm = self.tok.normalizer
+        self.specials_norm = [norm.normalize_str(t["content"]) if norm else t["content"] for t in added if t.get("normalized")]
         self.words: dict[str, WordEntry] = {}
         self.cache_words = cache_words
         self.plain = PLAIN
@@ -175,7 +180,7 @@ class TextTokenizer:
             return None
         low = text if text.isascii() else text.translate(self.table)  # one character for one
         low = low.lower() if self.lowercase else low  # ASCII: same length, same offsets
-        if any(s in low for s in self.specials):
+        if any(s in text for s in self.specials_raw) or any(s in low for s in self.specials_norm):
             return None
         ids: list[int] = []
         tokens: list[dict[str, Any]] = []

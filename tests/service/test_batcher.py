@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections import deque
 from pathlib import Path
@@ -11,7 +12,7 @@ import pytest
 from service.batch_queue import BatchLimits, Item, LengthQueue, pick_batch
 from service.batcher import Batcher, Group
 from service.engine import Engine, EngineConfig
-from service.errors import DeadlineExceeded, InferenceFailed, QueueFull
+from service.errors import DeadlineExceeded, InferenceFailed, NotReady, QueueFull
 from service.metrics import Metrics
 
 
@@ -174,5 +175,27 @@ def test_batcher_close_runs_everything_queued(tiny_artifact: Path) -> None:
         fut = b.submit([np.array([1, 2, 3])] * 5, time.monotonic() + 10)
         await b.close(5)  # closing cuts the 5 s wait short and drains
         assert fut.done() and len(fut.result()) == 5
+
+    asyncio.run(go())
+
+
+def test_batcher_drain_timeout_fails_the_running_batch_and_the_queue() -> None:
+    release = threading.Event()
+
+    def stuck(ids: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        release.wait(5)
+        return np.zeros((ids.shape[0], 2), np.float32), np.zeros(ids.shape, np.float32)
+
+    async def go() -> None:
+        b = Batcher(stuck, 0, BatchLimits(max_wait_s=0.0), Metrics())
+        b.start()
+        running = b.submit([np.array([1, 2])], time.monotonic() + 30)
+        await asyncio.sleep(0.05)  # in the engine now
+        queued = b.submit([np.array([3])], time.monotonic() + 30)
+        asyncio.get_running_loop().call_later(0.5, release.set)  # the stuck call ends, later
+        await b.close(0.2)
+        for fut in (running, queued):  # both answered at the drain timeout, not at their deadline
+            with pytest.raises(NotReady):
+                await asyncio.wait_for(fut, 2)  # without the fix: a TimeoutError, not a hang
 
     asyncio.run(go())

@@ -3,6 +3,7 @@ the truncation flag, on every text of the dataset and on random strings."""
 
 from __future__ import annotations
 
+import json
 import random
 from pathlib import Path
 
@@ -36,10 +37,20 @@ def minilm_artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-@pytest.fixture(scope="module", params=["tiny", "minilm"])
-def artifact(request: pytest.FixtureRequest, tiny_artifact: Path, minilm_artifact: Path) -> Path:
+@pytest.fixture(scope="module")
+def cased_artifact(minilm_artifact: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The same with a normaliser that keeps case (and accents), as a cased BERT's does."""
+    config = json.loads((minilm_artifact / "tokenizer.json").read_text())
+    config["normalizer"]["lowercase"] = False
+    out = tmp_path_factory.mktemp("cased")
+    (out / "tokenizer.json").write_text(json.dumps(config))
+    return out
+
+
+@pytest.fixture(scope="module", params=["tiny", "minilm", "cased"])
+def artifact(request: pytest.FixtureRequest, tiny_artifact: Path, minilm_artifact: Path, cased_artifact: Path) -> Path:
     """Also the tiny artifact's own small WordPiece vocabulary: many sub-words and unknowns."""
-    return tiny_artifact if request.param == "tiny" else minilm_artifact
+    return {"tiny": tiny_artifact, "minilm": minilm_artifact, "cased": cased_artifact}[request.param]
 
 
 def slow_and_fast(artifact: Path, max_length: int) -> tuple[TextTokenizer, TextTokenizer]:
@@ -61,7 +72,7 @@ def test_fast_path_matches_tokenizers_on_every_dataset_text(artifact: Path, text
         assert_same(a, b, text)
     # The fast path really is the one taken for review text (all but a handful of 12,808).
     plain = sum(fast._fast(t) is not None for t in texts)
-    assert plain / len(texts) > 0.99, plain
+    assert plain / len(texts) > 0.98, plain  # 99.95% uncased; a cased normaliser keeps é as é
 
 
 def test_fast_path_matches_tokenizers_on_random_strings(artifact: Path) -> None:
@@ -86,8 +97,9 @@ def test_fast_path_word_cache_stays_bounded_and_correct(tiny_artifact: Path, tex
         assert len(fast.words) <= 50
 
 
-def test_special_token_text_takes_the_tokenizers_path(minilm_artifact: Path) -> None:
-    slow, fast = slow_and_fast(minilm_artifact, 64)
+@pytest.mark.parametrize("which", ["minilm", "cased"])
+def test_special_token_text_takes_the_tokenizers_path(which: str, minilm_artifact: Path, cased_artifact: Path) -> None:
+    slow, fast = slow_and_fast(minilm_artifact if which == "minilm" else cased_artifact, 64)
     text = "[CLS] a fine film [SEP]"
     assert fast._fast(text) is None
     (a,), (b,) = slow.encode([text]), fast.encode([text])
