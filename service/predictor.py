@@ -26,7 +26,6 @@ class RequestLimits:
 
 @dataclass
 class Job:
-    texts: list[str]
     encoded: list[Encoded]
     future: asyncio.Future[list[Result]]
     attention: bool
@@ -71,7 +70,7 @@ class Predictor:
         encoded = self.tokenizer.encode(texts)
         deadline = time.monotonic() + timeout
         future = self.batcher.submit([e.ids for e in encoded], deadline)
-        return Job(texts, encoded, future, attention, deadline)
+        return Job(encoded, future, attention, deadline)
 
     async def results(self, job: Job) -> list[Result]:
         """Wait for every text of the job; 504 at the deadline (and its texts are dropped)."""

@@ -70,10 +70,6 @@ class Encoded:
     def same(self, other: Encoded) -> bool:
         return (self.ids.tolist(), self.tokens, self.truncated) == (other.ids.tolist(), other.tokens, other.truncated)
 
-    @property
-    def offsets(self) -> list[tuple[int, int]]:
-        return [(t["start"], t["end"]) for t in self.tokens]
-
 
 def fast_path_blocker(config: dict[str, object]) -> str | None:
     """Why the fast path cannot reproduce this tokenizer.json exactly, or None if it can."""
