@@ -47,7 +47,7 @@ class Settings(BaseSettings):
 
     # Requests.
     fast_tokenizer: bool = Field(
-        True, description="tokenize plain-ASCII texts with an exact, verified re-implementation (~4× less CPU); off: all via tokenizers"
+        True, description="tokenize plain texts with an exact, verified re-implementation (~4× less CPU); off: all via tokenizers"
     )
     max_texts_per_request: int = Field(64, ge=1)
     max_text_chars: int = Field(10_000, ge=1)

@@ -52,9 +52,9 @@ SELF_CHECK = [
     "naïve café — “not” plain… Ñandú’s Æsop ß İ ½ e\u0301",
 ]
 
-Piece = tuple[int, int, int, str]  # id, start, end (within the word), the tokenizer's piece
-# A word that is one piece, spanning all of it: (id, piece) (most words); else its pieces.
-WordEntry = Any  # tuple[int, str] | tuple[Piece, ...]: a union mypy cannot narrow by length
+# A word that is one piece, spanning all of it: (id, piece) (most words); else its pieces as
+# (id, start, end within the word, piece). Typed Any: a union mypy cannot narrow by length.
+WordEntry = Any
 
 
 @dataclass(frozen=True)
@@ -75,7 +75,7 @@ def fast_path_blocker(config: dict[str, object]) -> str | None:
     """Why the fast path cannot reproduce this tokenizer.json exactly, or None if it can."""
     norm, pre, model = config.get("normalizer"), config.get("pre_tokenizer"), config.get("model")
     if not isinstance(norm, dict) or norm.get("type") != "BertNormalizer":
-        return f"normalizer is {norm and norm.get('type') if isinstance(norm, dict) else norm}, not BertNormalizer"
+        return f"normalizer is {norm.get('type') if isinstance(norm, dict) else norm}, not BertNormalizer"
     if not isinstance(pre, dict) or pre.get("type") != "BertPreTokenizer":
         return "pre-tokenizer is not BertPreTokenizer"
     if not isinstance(model, dict) or model.get("type") != "WordPiece":
