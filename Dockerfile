@@ -6,7 +6,8 @@
 #   docker build --target runtime-gpu -t sentiment:gpu .         # CUDA image (onnxruntime-gpu)
 #
 # The runtime stages hold the serving dependencies (requirements/serve*.txt, fully pinned, the same
-# list the tests install) and the artifact: no torch, no compilers. Size target: < 500 MB for the
+# list the tests install), the artifact and service/_fastpath.c compiled in a builder stage for the
+# runtime's own Python: no torch, no compilers. Size target: < 500 MB for the
 # CPU image (python:3.11-slim ≈ 130 MB + serving wheels ≈ 150 MB + model ≈ 50 MB).
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
@@ -34,6 +35,26 @@ COPY artifacts/default /artifact
 
 FROM ${ARTIFACT_FROM} AS artifact
 
+# ---- native, native-gpu: service/_fastpath.c (the per-token work of /predict in C) built for ----
+# each runtime's Python. Without it the service runs the same code in Python, with a warning.
+FROM ${PYTHON_IMAGE} AS native
+# The compiler only lives in this throw-away stage; its version follows the base image.
+# hadolint ignore=DL3008
+RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY service/_fastpath.c ./
+RUN gcc -O2 -shared -fPIC -I"$(python3 -c 'import sysconfig; print(sysconfig.get_path("include"))')" _fastpath.c \
+      -o "_fastpath$(python3 -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))')"
+
+FROM ${CUDA_IMAGE} AS native-gpu
+# As above, for the CUDA image's Ubuntu python3.
+# hadolint ignore=DL3008
+RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev python3-dev && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY service/_fastpath.c ./
+RUN gcc -O2 -shared -fPIC -I"$(python3 -c 'import sysconfig; print(sysconfig.get_path("include"))')" _fastpath.c \
+      -o "_fastpath$(python3 -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))')"
+
 # ---- runtime (CPU) ----------------------------------------------------------------------------
 FROM ${PYTHON_IMAGE} AS runtime
 ARG VERSION=0.1.0
@@ -57,6 +78,7 @@ COPY requirements/serve.txt /tmp/requirements.txt
 RUN pip install --no-deps -r /tmp/requirements.txt && rm /tmp/requirements.txt \
     && useradd --uid 10001 --no-create-home --shell /usr/sbin/nologin app
 COPY service ./service
+COPY --from=native /src/_fastpath*.so ./service/
 COPY --from=artifact /artifact ./artifacts/default
 USER 10001
 EXPOSE 8000
@@ -97,6 +119,7 @@ WORKDIR /app
 COPY requirements/serve-gpu.txt /tmp/requirements.txt
 RUN pip install --no-deps -r /tmp/requirements.txt && rm /tmp/requirements.txt
 COPY service ./service
+COPY --from=native-gpu /src/_fastpath*.so ./service/
 COPY --from=artifact /artifact ./artifacts/default
 USER 10001
 EXPOSE 8000

@@ -5,8 +5,8 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 ARTIFACT := artifacts/default
-# Re-install only when pyproject.toml changes (the stamp records which version was installed).
-STAMP := $(VENV)/.stamp-$(shell sha256sum pyproject.toml | cut -c1-16)
+# Re-install only when pyproject.toml or the C extension changes (the stamp records which was installed).
+STAMP := $(VENV)/.stamp-$(shell cat pyproject.toml service/_fastpath.c | sha256sum | cut -c1-16)
 
 .PHONY: run test lint typecheck artifact venv bench clean lock tools teacher
 

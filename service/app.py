@@ -61,7 +61,7 @@ def build_predictor(s: Settings, state: State) -> Predictor:
     batcher = Batcher(engine.run, meta.pad_id, limits, state.metrics)
     req = RequestLimits(s.max_texts_per_request, s.max_text_chars, s.request_timeout_ms, s.max_request_timeout_ms)
     state.meta, state.engine = meta, engine
-    return Predictor(meta, TextTokenizer(s.artifact, meta.max_length, s.fast_tokenizer), batcher, req)
+    return Predictor(meta, TextTokenizer(s.artifact, meta.max_length, s.fast_tokenizer, s.native), batcher, req)
 
 
 def warm_up(s: Settings, state: State) -> None:

@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from service.errors import ServiceError
 from service.settings import Settings
 
@@ -45,7 +47,7 @@ def _predict(a: argparse.Namespace) -> None:
         finally:
             await p.batcher.close(5.0)
 
-    out = asyncio.run(go())
+    out = orjson.loads(orjson.dumps(asyncio.run(go())))  # the tokens come as ready-made JSON
     for text, pred in zip(a.texts, out["predictions"], strict=True):
         top = sorted(pred["tokens"], key=lambda t: -t["attention"])[: a.top]
         focus = ", ".join(f"{t['text']!r} {t['attention']:.2f}" for t in top)

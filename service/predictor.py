@@ -106,9 +106,7 @@ class Predictor:
                 "probabilities": dict(zip(labels, p, strict=True)),
             }
             if job.attention:
-                for token, w in zip(enc.tokens, attn.tolist(), strict=True):
-                    token["attention"] = w
-                pred["tokens"] = enc.tokens
+                pred["tokens"] = self.tokenizer.tokens_json(enc, attn)  # already JSON
             pred["truncated"] = enc.truncated
             preds.append(pred)
         return {"model": self.model_ref, "predictions": preds}

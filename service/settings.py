@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     fast_tokenizer: bool = Field(
         True, description="tokenize plain texts with an exact, verified re-implementation (~4× less CPU); off: all via tokenizers"
     )
+    native: bool = Field(
+        True, description="per-token work (splitting words, writing the tokens' JSON) in C when built; off: the same in Python"
+    )
     max_texts_per_request: int = Field(64, ge=1)
     max_text_chars: int = Field(10_000, ge=1)
     max_body_bytes: int = Field(1_048_576, ge=1)

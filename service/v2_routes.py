@@ -88,7 +88,7 @@ async def infer(name: str, request: Request, state: StateDep, version: str | Non
     job = predictor.submit(req.texts, True, req.timeout_ms)
     results = await predictor.results(job)
     probs = np.stack([p for p, _ in results])  # (N, C)
-    tokens = [[t["text"] for t in enc.tokens] for enc in job.encoded]
+    tokens = [enc.surfaces() for enc in job.encoded]
     out = v2_codec.tensors(probs, [a for _, a in results], tokens)
     payload, head_len = v2_codec.encode_infer(state.meta.name, state.meta.version, req, out)
     if head_len is None:

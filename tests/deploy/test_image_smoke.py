@@ -1,7 +1,8 @@
 """The runtime image without an engine: a fresh virtualenv gets exactly what the runtime stage
 installs (the same requirements file, the same pip flags), a folder laid out like /app gets the
-same files, and the stage's ENTRYPOINT runs with the stage's ENV. Only the port is changed, to a
-free one. Then /readyz and one /predict."""
+same files (with service/_fastpath.c compiled by the `native` stage's own command), and the stage's
+ENTRYPOINT runs with the stage's ENV. Only the port is changed, to a free one. Then /readyz and one
+/predict."""
 
 from __future__ import annotations
 
@@ -43,7 +44,15 @@ def test_runtime_stage_equivalent_serves(tiny_artifact: Path, tmp_path: Path) ->
     subprocess.run([str(py), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *pip_args[:-1], str(req)], check=True)
 
     app = tmp_path / "app"
-    shutil.copytree(ROOT / "service", app / "service", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(ROOT / "service", app / "service", ignore=shutil.ignore_patterns("__pycache__", "*.so"))
+    # The native stage: compile the C file with its RUN line, for this venv's python3.
+    (compile_line,) = [r for r in instruction(stage("native"), "RUN") if r.startswith("gcc ")]
+    build = tmp_path / "native"
+    build.mkdir()
+    shutil.copy(ROOT / "service" / "_fastpath.c", build)
+    subprocess.run(["bash", "-c", compile_line], cwd=build, env={"PATH": f"{venv / 'bin'}:/usr/bin:/bin"}, check=True)
+    (built,) = build.glob("_fastpath*.so")  # COPY --from=native /src/_fastpath*.so ./service/
+    shutil.copy(built, app / "service")
     shutil.copytree(tiny_artifact, app / "artifacts" / "default")
     port = free_port()
     env = {"PATH": f"{venv / 'bin'}:/usr/bin:/bin", "HOME": str(tmp_path), **env_pairs, "SENTIMENT_PORT": str(port)}
@@ -71,4 +80,6 @@ def test_runtime_stage_equivalent_serves(tiny_artifact: Path, tmp_path: Path) ->
     finally:
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(60)
-        assert code == 0, proc.stdout.read().decode()[-4000:] if proc.stdout else code
+    log = proc.stdout.read().decode() if proc.stdout else ""
+    assert code == 0, log[-4000:]
+    assert "is not built" not in log, "the runtime stage runs without its native module"

@@ -1,5 +1,6 @@
-"""The fast plain-ASCII path must give exactly what `tokenizers` gives: ids, offsets, pieces and
-the truncation flag, on every text of the dataset and on random strings."""
+"""The fast path must give exactly what `tokenizers` gives: ids, offsets, pieces and the truncation
+flag, on every text of the dataset and on random strings; in C (service/_fastpath.c) and in Python
+alike. The answer's token JSON is the same from both renderers, byte for byte."""
 
 from __future__ import annotations
 
@@ -7,12 +8,14 @@ import json
 import random
 from pathlib import Path
 
+import numpy as np
+import orjson
 import pytest
 from tokenizers import Tokenizer, processors
 
 from model import tokenizer as toks
 from model.data import load_rotten_tomatoes
-from service.text_tokenizer import Encoded, TextTokenizer, WordEntry
+from service.text_tokenizer import Encoded, TextTokenizer, WordEntry, _fastpath
 from tests.conftest import CACHE
 
 # Letters weighted up, every ASCII punctuation character, the whitespace BERT keeps, digits, and
@@ -53,23 +56,42 @@ def artifact(request: pytest.FixtureRequest, tiny_artifact: Path, minilm_artifac
     return {"tiny": tiny_artifact, "minilm": minilm_artifact, "cased": cased_artifact}[request.param]
 
 
-def slow_and_fast(artifact: Path, max_length: int) -> tuple[TextTokenizer, TextTokenizer]:
+def slow_and_fast(artifact: Path, max_length: int) -> tuple[TextTokenizer, TextTokenizer, TextTokenizer]:
+    """tokenizers itself; the fast path in C; the fast path in Python."""
     slow = TextTokenizer(artifact, max_length, fast=False)
-    fast = TextTokenizer(artifact, max_length)
-    assert fast.fast and not slow.fast
-    return slow, fast
+    native = TextTokenizer(artifact, max_length)
+    python = TextTokenizer(artifact, max_length, native=False)
+    assert native.fast and native.native and python.fast and not python.native and not slow.fast
+    return slow, native, python
 
 
 def assert_same(a: Encoded, b: Encoded, text: str) -> None:
-    assert (a.ids.tolist(), a.tokens, a.truncated) == (b.ids.tolist(), b.tokens, b.truncated), text
-    for t in b.tokens:
-        assert t["text"] == text[t["start"] : t["end"]]
+    assert a.text == b.text == text
+    assert (a.ids.tolist(), a.offsets(), a.pieces, a.truncated) == (b.ids.tolist(), b.offsets(), b.pieces, b.truncated), text
+
+
+def assert_all_same(texts: list[str], *tokenizers: TextTokenizer) -> None:
+    """Same encodings from every tokenizer, and the same answer JSON from both renderers."""
+    first, *others = [t.encode(texts) for t in tokenizers]
+    rng = np.random.default_rng(0)
+    native = next(t for t in tokenizers if t.native)
+    python = next(t for t in tokenizers if not t.native)
+    for i, text in enumerate(texts):
+        for other in others:
+            assert_same(first[i], other[i], text)
+        attention = rng.random(len(first[i].ids)).astype(np.float32)
+        rendered = orjson.dumps(native.tokens_json(first[i], attention))
+        assert rendered == orjson.dumps(python.tokens_json(first[i], attention)), text
+        tokens = json.loads(rendered)
+        expected = [(*o, p) for o, p in zip(first[i].offsets(), first[i].pieces, strict=True)]
+        assert [(t["start"], t["end"], t["piece"]) for t in tokens] == expected
+        assert all(t["text"] == text[t["start"] : t["end"]] for t in tokens), text
+        assert np.array([t["attention"] for t in tokens], dtype=np.float32).tolist() == attention.tolist()  # float32, exactly
 
 
 def test_fast_path_matches_tokenizers_on_every_dataset_text(artifact: Path, texts: list[str]) -> None:
-    slow, fast = slow_and_fast(artifact, 128)
-    for text, a, b in zip(texts, slow.encode(texts), fast.encode(texts), strict=True):
-        assert_same(a, b, text)
+    slow, fast, python = slow_and_fast(artifact, 128)
+    assert_all_same(texts, slow, fast, python)
     # The fast path really is the one taken for review text (all but a handful of 12,808).
     plain = sum(fast._fast(t) is not None for t in texts)
     assert plain / len(texts) > 0.98, plain  # 99.95% uncased; a cased normaliser keeps é as é
@@ -82,24 +104,24 @@ def test_fast_path_matches_tokenizers_on_random_strings(artifact: Path) -> None:
         parts = [rng.choice(FRAGMENTS) if rng.random() < 0.05 else rng.choice(ALPHABET) for _ in range(rng.randint(1, 200))]
         samples.append("".join(parts))
     # A short max_length makes truncation (and its flag) common.
-    slow, fast = slow_and_fast(artifact, 16)
-    for text, a, b in zip(samples, slow.encode(samples), fast.encode(samples), strict=True):
-        assert_same(a, b, text)
+    slow, fast, python = slow_and_fast(artifact, 16)
+    assert_all_same(samples, slow, fast, python)
     assert any(e.truncated for e in fast.encode(samples))
 
 
 def test_fast_path_word_cache_stays_bounded_and_correct(tiny_artifact: Path, texts: list[str]) -> None:
     slow = TextTokenizer(tiny_artifact, 64, fast=False)
-    fast = TextTokenizer(tiny_artifact, 64, cache_words=50)
-    sample = texts[:300]
-    for text, a, b in zip(sample, slow.encode(sample), fast.encode(sample), strict=True):
-        assert_same(a, b, text)
-        assert len(fast.words) <= 50
+    for native in (True, False):
+        fast = TextTokenizer(tiny_artifact, 64, native=native, cache_words=50)
+        for text in texts[:300]:
+            (a,), (b,) = slow.encode([text]), fast.encode([text])
+            assert_same(a, b, text)
+            assert len(fast.words) <= 50
 
 
 @pytest.mark.parametrize("which", ["minilm", "cased"])
 def test_special_token_text_takes_the_tokenizers_path(which: str, minilm_artifact: Path, cased_artifact: Path) -> None:
-    slow, fast = slow_and_fast(minilm_artifact if which == "minilm" else cased_artifact, 64)
+    slow, fast, _ = slow_and_fast(minilm_artifact if which == "minilm" else cased_artifact, 64)
     text = "[CLS] a fine film [SEP]"
     assert fast._fast(text) is None
     (a,), (b,) = slow.encode([text]), fast.encode([text])
@@ -114,7 +136,7 @@ def test_fast_path_off_for_a_pipeline_it_does_not_reproduce(tiny_artifact: Path,
     t = TextTokenizer(tmp_path, 64)
     assert not t.fast
     (enc,) = t.encode(["a fine film"])
-    assert enc.tokens[0]["piece"] == "[CLS]"  # what tokenizers says, special tokens included
+    assert enc.pieces[0] == "[CLS]"  # what tokenizers says, special tokens included
 
 
 def test_fast_path_off_when_its_self_check_disagrees(tiny_artifact: Path) -> None:
@@ -127,3 +149,43 @@ def test_fast_path_off_when_its_self_check_disagrees(tiny_artifact: Path) -> Non
     slow = TextTokenizer(tiny_artifact, 64, fast=False)
     (a,), (b,) = slow.encode(["a fine film"]), t.encode(["a fine film"])
     assert_same(a, b, "a fine film")
+
+
+def test_native_extension_is_built() -> None:
+    # `make` installs the project with a C compiler present; without the extension the service
+    # still answers the same, with more CPU per token (a warning says so at start-up).
+    assert _fastpath is not None
+
+
+@pytest.mark.parametrize(
+    "text",
+    ['say "no" \\ or \\n', "tab\there\x00\x01\x1f\x7f", "é’—…日本😀", "lone \ud800 surrogate", ""],
+)
+def test_render_escapes_text_as_json(text: str) -> None:
+    n = len(text)
+    spans = np.array([[0, n], [0, 0], [n // 2, n]], dtype=np.int32).tobytes()
+    pieces = [text, "##x", '"q"\\']
+    out = _fastpath.render(text, spans, pieces, b"[0.5,1e-8,0.25]")
+    tokens = json.loads(out)
+    assert [t["text"] for t in tokens] == [text, "", text[n // 2 :]]
+    assert [t["piece"] for t in tokens] == pieces
+    assert [t["attention"] for t in tokens] == [0.5, 1e-8, 0.25]
+    if "\ud800" not in text:  # orjson refuses lone surrogates; C writes them as JSON escapes
+        for t, a in zip(tokens, [b"0.5", b"1e-8", b"0.25"], strict=True):
+            t["attention"] = orjson.Fragment(a)  # as written, in the same key order
+        assert out == orjson.dumps(tokens)
+
+
+@pytest.mark.parametrize(
+    ("spans", "pieces", "attention", "error"),
+    [
+        ([[0, 2]], ["ab", "c"], b"[0.5,0.5]", "1 spans for 2 pieces"),
+        ([[0, 2], [2, 3]], ["ab", "c"], b"[0.5]", "has 1 values for 2 tokens"),
+        ([[0, 2]], ["ab"], b"[0.5,0.5]", "more values than"),
+        ([[0, 9]], ["ab"], b"[1.0]", "spans 0..9 of a 3-character text"),
+        ([[0, 2]], ["ab"], b"0.5", "must be a JSON array"),
+    ],
+)
+def test_render_rejects_inconsistent_input(spans: list[list[int]], pieces: list[str], attention: bytes, error: str) -> None:
+    with pytest.raises(ValueError, match=error):
+        _fastpath.render("abc", np.array(spans, dtype=np.int32).tobytes(), pieces, attention)

@@ -1,0 +1,6 @@
+# Types of service/_fastpath.c (see its header comment for what each function does).
+from collections.abc import Callable
+from typing import Any
+
+def split(low: str, words: dict[str, Any], miss: Callable[[str], Any], max_length: int, /) -> tuple[bytes, bytes, list[str], bool]: ...
+def render(text: str, spans: bytes, pieces: list[str], attention: bytes, /) -> bytes: ...
