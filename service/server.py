@@ -22,6 +22,7 @@ from types import FrameType
 
 import uvicorn
 
+from service.http_protocol import CoalescingHttpToolsProtocol
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -61,7 +62,7 @@ def make_server(settings: Settings, metrics_dir: str | None) -> DrainingServer:
         access_log=False,
         timeout_graceful_shutdown=int(settings.drain_timeout_s) or 1,
         lifespan="on",
-        http="httptools",
+        http=CoalescingHttpToolsProtocol,  # httptools, with a response's head and body in one send
         loop="uvloop",
     )
     return DrainingServer(config, settings, app.state.svc.start_draining)

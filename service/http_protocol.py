@@ -1,0 +1,48 @@
+"""uvicorn's httptools protocol, with a response's writes sent together.
+
+uvicorn writes a response's status line and headers as soon as the app sends
+`http.response.start`, then the body separately: two sends per response, and on a busy server each
+send wakes the client and hands the CPU around once more. Writes made during one event-loop
+iteration are buffered here and go out in one send at the end of it (the head and the body of a
+plain response are written in the same iteration). Measured in docs/SERVING.md, Performance.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+
+class CoalescingTransport:
+    """Forwards everything to the transport it wraps; `write`s are joined until the loop's
+    next turn. `close` sends what is buffered first."""
+
+    __slots__ = ("_loop", "_pending", "_transport")
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport, self._loop = transport, loop
+        self._pending: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        if not self._pending:
+            self._loop.call_soon(self.flush)
+        self._pending.append(data)
+
+    def flush(self) -> None:
+        data, self._pending = self._pending, []
+        if data and not self._transport.is_closing():
+            self._transport.write(data[0] if len(data) == 1 else b"".join(data))
+
+    def close(self) -> None:
+        self.flush()
+        self._transport.close()
+
+    def __getattr__(self, name: str) -> Any:  # get_extra_info, is_closing, pause_reading, ...
+        return getattr(self._transport, name)
+
+
+class CoalescingHttpToolsProtocol(HttpToolsProtocol):
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(CoalescingTransport(transport, self.loop))  # type: ignore[arg-type]
