@@ -1,13 +1,16 @@
 """The artifact's tokenizer applied to request texts, with an exact fast path for plain text.
 
-`tokenizers` spends ~37 µs of CPU on a review-sized text (~25 tokens) here, most of it in the
+`tokenizers` spends ~40–75 µs of CPU on a review-sized text (~25 tokens) here, most of it in the
 normalizer's and pre-tokenizer's per-character bookkeeping, and under load tokenizing was the
 largest single cost of the event loop (docs/SERVING.md, Performance). For the pipeline our
 artifacts ship (BertNormalizer, BertPreTokenizer, WordPiece, no post-processor), normalising and
 splitting plain text is simple: ASCII is lowercased (one character for one, so offsets do not
 move), whitespace dropped, and every punctuation character cut off as a word of its own. The fast
-path does that with one regex and hands each word to the tokenizer's own WordPiece model (cached
-per word), which gives the same ids, offsets and pieces in ~10 µs. Non-ASCII characters join in
+path does that in one pass and hands each word to the tokenizer's own WordPiece model (cached per
+word), which gives the same ids, offsets and pieces: ~7 µs with the pass in C (service/_fastpath.c,
+`split`), ~25 µs with its Python twin `split_words` (measured in the same hour as ~76 µs for
+tokenizers). A text's tokens stay compact (ids, spans, pieces: no object per token) until the
+answer's token JSON is written in one go (`render`, or `render_tokens`). Non-ASCII characters join in
 when the tokenizer's own normaliser maps them one-to-one onto ASCII letters or spaces (é → e) or
 leaves them as punctuation (’ — …), and a start-up probe of each agrees with tokenizers.
 
