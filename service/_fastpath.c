@@ -189,6 +189,10 @@ static PyObject *split(PyObject *self, PyObject *args) {
     Py_ssize_t max_length;
     if (!PyArg_ParseTuple(args, "UO!On:split", &low, &PyDict_Type, &words, &miss, &max_length))
         return NULL;
+    if (max_length < 0) {
+        PyErr_SetString(PyExc_ValueError, "max_length must be >= 0");
+        return NULL;
+    }
     Tokens t = {{NULL, 0, 0}, {NULL, 0, 0}, PyList_New(0), 0, max_length, 0};
     if (t.pieces == NULL)
         return NULL;
@@ -289,11 +293,12 @@ static PyObject *render(PyObject *self, PyObject *args) {
         PUT_LITERAL(&out, ",\"piece\":\"");
         put_json_chars(&out, PyUnicode_KIND(piece), PyUnicode_DATA(piece), 0, plen);
         PUT_LITERAL(&out, "\"}");
-        if (a < a_end)
-            a++; /* the comma */
-        else if (k + 1 < n) {
-            PyErr_Format(PyExc_ValueError, "attention has %zd values for %zd tokens", k + 1, n);
-            goto done;
+        if (k + 1 < n) { /* a comma before the next value */
+            if (a == a_end) {
+                PyErr_Format(PyExc_ValueError, "attention has %zd values for %zd tokens", k + 1, n);
+                goto done;
+            }
+            a++;
         }
     }
     if (a != a_end) {

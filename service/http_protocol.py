@@ -5,6 +5,9 @@ uvicorn writes a response's status line and headers as soon as the app sends
 send wakes the client and hands the CPU around once more. Writes made during one event-loop
 iteration are buffered here and go out in one send at the end of it (the head and the body of a
 plain response are written in the same iteration). Measured in docs/SERVING.md, Performance.
+
+Past uvicorn's write high-water mark the buffer is sent at once, so a large or streamed response
+still meets the transport's flow control (uvicorn's `send` waits while the client is slow).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from uvicorn.protocols.http.flow_control import HIGH_WATER_LIMIT
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 
@@ -19,19 +23,23 @@ class CoalescingTransport:
     """Forwards everything to the transport it wraps; `write`s are joined until the loop's
     next turn. `close` sends what is buffered first."""
 
-    __slots__ = ("_loop", "_pending", "_transport")
+    __slots__ = ("_loop", "_pending", "_pending_bytes", "_transport")
 
     def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
         self._transport, self._loop = transport, loop
         self._pending: list[bytes] = []
+        self._pending_bytes = 0
 
     def write(self, data: bytes) -> None:
         if not self._pending:
             self._loop.call_soon(self.flush)
         self._pending.append(data)
+        self._pending_bytes += len(data)
+        if self._pending_bytes >= HIGH_WATER_LIMIT:
+            self.flush()  # now: the transport may pause the writer before the next send
 
     def flush(self) -> None:
-        data, self._pending = self._pending, []
+        data, self._pending, self._pending_bytes = self._pending, [], 0
         if data and not self._transport.is_closing():
             self._transport.write(data[0] if len(data) == 1 else b"".join(data))
 

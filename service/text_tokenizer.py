@@ -111,6 +111,8 @@ def split_words(low: str, words: dict[str, WordEntry], miss: Callable[[str], Wor
     """What service/_fastpath.c's split does, in Python (used when it is not built): the words of
     the normalised text `low` (runs of ASCII letters and digits, or any other non-space character
     alone), each through its WordPiece entry; the first max_length tokens."""
+    if max_length < 0:
+        raise ValueError("max_length must be >= 0")
     ids: list[int] = []
     spans: list[int] = []
     pieces: list[str] = []

@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from uvicorn.protocols.http.flow_control import HIGH_WATER_LIMIT
+
 from service.http_protocol import CoalescingTransport
 
 
@@ -65,3 +67,18 @@ def test_coalescing_transport_forwards_everything_else() -> None:
         assert not t.is_closing()
     finally:
         loop.close()
+
+
+def test_coalescing_transport_sends_at_once_past_the_high_water_mark() -> None:
+    # So that a large or streamed response meets the transport's flow control before the next send.
+    async def go() -> list[tuple[str, Any]]:
+        rec = Recorder()
+        t = CoalescingTransport(rec, asyncio.get_running_loop())  # type: ignore[arg-type]
+        t.write(b"head")
+        t.write(b"x" * HIGH_WATER_LIMIT)
+        sent = list(rec.calls)
+        await asyncio.sleep(0)
+        assert rec.calls == sent  # nothing was left for the end of the turn
+        return sent
+
+    assert asyncio.run(go()) == [("write", b"head" + b"x" * HIGH_WATER_LIMIT)]

@@ -15,7 +15,7 @@ from tokenizers import Tokenizer, processors
 
 from model import tokenizer as toks
 from model.data import load_rotten_tomatoes
-from service.text_tokenizer import Encoded, TextTokenizer, WordEntry, _fastpath
+from service.text_tokenizer import Encoded, TextTokenizer, WordEntry, _fastpath, split_words
 from tests.conftest import CACHE
 
 # Letters weighted up, every ASCII punctuation character, the whitespace BERT keeps, digits, and
@@ -182,6 +182,7 @@ def test_render_escapes_text_as_json(text: str) -> None:
         ([[0, 2]], ["ab", "c"], b"[0.5,0.5]", "1 spans for 2 pieces"),
         ([[0, 2], [2, 3]], ["ab", "c"], b"[0.5]", "has 1 values for 2 tokens"),
         ([[0, 2]], ["ab"], b"[0.5,0.5]", "more values than"),
+        ([[0, 2]], ["ab"], b"[0.5,]", "more values than"),
         ([[0, 9]], ["ab"], b"[1.0]", "spans 0..9 of a 3-character text"),
         ([[0, 2]], ["ab"], b"0.5", "must be a JSON array"),
     ],
@@ -189,3 +190,9 @@ def test_render_escapes_text_as_json(text: str) -> None:
 def test_render_rejects_inconsistent_input(spans: list[list[int]], pieces: list[str], attention: bytes, error: str) -> None:
     with pytest.raises(ValueError, match=error):
         _fastpath.render("abc", np.array(spans, dtype=np.int32).tobytes(), pieces, attention)
+
+
+def test_split_rejects_a_negative_max_length() -> None:
+    for split in (_fastpath.split, split_words):
+        with pytest.raises(ValueError, match="max_length must be >= 0"):
+            split("a b", {}, lambda w: (1, w), -1)
