@@ -95,6 +95,7 @@ class Predictor:
         return self.respond(job, await self.results(job))
 
     def respond(self, job: Job, results: list[Result]) -> dict[str, Any]:
+        """The answer, for orjson: each prediction's "tokens" is already JSON (an orjson.Fragment)."""
         labels = self.meta.labels
         preds = []
         for enc, (probs, attn) in zip(job.encoded, results, strict=True):
