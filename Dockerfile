@@ -42,18 +42,16 @@ FROM ${PYTHON_IMAGE} AS native
 # hadolint ignore=DL3008
 RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
-COPY service/_fastpath.c ./
-RUN gcc -O2 -shared -fPIC -I"$(python3 -c 'import sysconfig; print(sysconfig.get_path("include"))')" _fastpath.c \
-      -o "_fastpath$(python3 -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))')"
+COPY service/_fastpath.c deploy/build-native.sh ./
+RUN sh build-native.sh
 
 FROM ${CUDA_IMAGE} AS native-gpu
 # As above, for the CUDA image's Ubuntu python3.
 # hadolint ignore=DL3008
 RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev python3-dev && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
-COPY service/_fastpath.c ./
-RUN gcc -O2 -shared -fPIC -I"$(python3 -c 'import sysconfig; print(sysconfig.get_path("include"))')" _fastpath.c \
-      -o "_fastpath$(python3 -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))')"
+COPY service/_fastpath.c deploy/build-native.sh ./
+RUN sh build-native.sh
 
 # ---- runtime (CPU) ----------------------------------------------------------------------------
 FROM ${PYTHON_IMAGE} AS runtime

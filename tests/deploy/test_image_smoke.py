@@ -1,6 +1,6 @@
 """The runtime image without an engine: a fresh virtualenv gets exactly what the runtime stage
 installs (the same requirements file, the same pip flags), a folder laid out like /app gets the
-same files (with service/_fastpath.c compiled by the `native` stage's own command), and the stage's
+same files (with service/_fastpath.c compiled by the native stages' own script), and the stage's
 ENTRYPOINT runs with the stage's ENV. Only the port is changed, to a free one. Then /readyz and one
 /predict."""
 
@@ -45,12 +45,15 @@ def test_runtime_stage_equivalent_serves(tiny_artifact: Path, tmp_path: Path) ->
 
     app = tmp_path / "app"
     shutil.copytree(ROOT / "service", app / "service", ignore=shutil.ignore_patterns("__pycache__", "*.so"))
-    # The native stage: compile the C file with its RUN line, for this venv's python3.
-    (compile_line,) = [r for r in instruction(stage("native"), "RUN") if r.startswith("gcc ")]
+    # The native stages: deploy/build-native.sh, for this venv's python3.
+    for name in ("native", "native-gpu"):
+        assert "RUN sh build-native.sh" in stage(name), name
     build = tmp_path / "native"
     build.mkdir()
-    shutil.copy(ROOT / "service" / "_fastpath.c", build)
-    subprocess.run(["bash", "-c", compile_line], cwd=build, env={"PATH": f"{venv / 'bin'}:/usr/bin:/bin"}, check=True)
+    script = ROOT / "deploy" / "build-native.sh"
+    subprocess.run(
+        ["sh", str(script), str(ROOT / "service" / "_fastpath.c")], cwd=build, env={"PATH": f"{venv / 'bin'}:/usr/bin:/bin"}, check=True
+    )
     (built,) = build.glob("_fastpath*.so")  # COPY --from=native /src/_fastpath*.so ./service/
     shutil.copy(built, app / "service")
     shutil.copytree(tiny_artifact, app / "artifacts" / "default")
