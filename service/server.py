@@ -9,13 +9,13 @@ each has its handler: a worker signalled while it is still starting exits at onc
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import multiprocessing as mp
 import os
 import signal
 import socket
 import tempfile
-import threading
 from collections.abc import Callable
 from multiprocessing.synchronize import Event
 from types import FrameType
@@ -39,15 +39,20 @@ class DrainingServer(uvicorn.Server):
             super().handle_exit(sig, frame)
             return
         self.signalled = True
+        # uvicorn installs this with signal.signal: it runs between two bytecodes of whatever the
+        # main thread was doing, possibly inside prometheus-client's non-reentrant lock (held for
+        # every metric update; start_draining sets a gauge). Doing the work here deadlocked a
+        # worker under load for good; the loop runs it at its next turn instead.
+        asyncio.get_running_loop().call_soon_threadsafe(self.begin_drain, sig)
+
+    def begin_drain(self, sig: int) -> None:
         self.on_signal()
         log.info(
             "signal %s: not ready; serving %.1fs more, then draining",
             signal.Signals(sig).name,
             self.settings.shutdown_delay_s,
         )
-        timer = threading.Timer(self.settings.shutdown_delay_s, lambda: setattr(self, "should_exit", True))
-        timer.daemon = True
-        timer.start()
+        asyncio.get_running_loop().call_later(self.settings.shutdown_delay_s, setattr, self, "should_exit", True)
 
 
 def make_server(settings: Settings, metrics_dir: str | None) -> DrainingServer:

@@ -1,8 +1,19 @@
-"""service/server.py's pure parts; the process behaviour is in test_server_behaviour.py."""
+"""service/server.py's pure parts and its signal handler; the process behaviour is in
+test_server_behaviour.py."""
 
 from __future__ import annotations
 
-from service.server import cpu_shares
+import asyncio
+import signal
+import threading
+import time
+
+import uvicorn
+
+from service.app import State
+from service.metrics import Metrics
+from service.server import DrainingServer, cpu_shares
+from service.settings import Settings
 
 
 def test_cpu_shares_one_contiguous_share_per_worker() -> None:
@@ -14,3 +25,50 @@ def test_cpu_shares_one_contiguous_share_per_worker() -> None:
 def test_cpu_shares_none_when_pinning_cannot_help() -> None:
     assert cpu_shares({0}, 2) is None  # more workers than CPUs
     assert cpu_shares({0, 1, 2, 3}, 1) is None  # one worker keeps every CPU
+
+
+def test_draining_server_signal_during_a_metric_update_drains_without_deadlock() -> None:
+    """A signal handler runs in the main thread between two bytecodes, here while the thread
+    holds the `ready` gauge's lock (prometheus-client's locks are not reentrant; in multiprocess
+    mode one lock guards every metric, held for each update under load). Setting the gauge
+    inside the handler waited for a lock its own thread held: the worker hung for good."""
+    settings = Settings(shutdown_delay_s=0.0)
+    state = State(settings=settings, metrics=Metrics())
+    server = DrainingServer(uvicorn.Config(app=None), settings, state.start_draining)
+    lock = state.metrics.ready._value._lock  # type: ignore[attr-defined]
+
+    async def scenario() -> float:
+        lock.acquire()  # the main thread is inside a metric update...
+        valve = threading.Timer(3.0, lock.release)  # (so that a regression fails instead of hanging)
+        valve.start()
+        start = time.monotonic()
+        server.handle_exit(signal.SIGTERM, None)  # ...when the signal lands
+        took = time.monotonic() - start
+        valve.cancel()
+        if lock.locked():
+            lock.release()  # the update finishes
+        for _ in range(100):
+            if server.should_exit:
+                break
+            await asyncio.sleep(0.01)
+        return took
+
+    took = asyncio.run(scenario())
+    assert took < 1.0, f"the signal handler waited {took:.1f}s for a lock its own thread held"
+    assert state.draining and state.metrics.ready._value.get() == 0  # type: ignore[attr-defined]
+    assert server.should_exit  # after shutdown_delay_s (0 here)
+
+
+def test_draining_server_second_signal_exits_now() -> None:
+    settings = Settings(shutdown_delay_s=60.0)
+    state = State(settings=settings, metrics=Metrics())
+    server = DrainingServer(uvicorn.Config(app=None), settings, state.start_draining)
+
+    async def scenario() -> None:
+        server.handle_exit(signal.SIGTERM, None)
+        await asyncio.sleep(0.05)
+        assert state.draining and not server.should_exit  # still serving for shutdown_delay_s
+        server.handle_exit(signal.SIGTERM, None)
+
+    asyncio.run(scenario())
+    assert server.should_exit
