@@ -2,9 +2,10 @@
 
 Starts both servers on the same artifact with the same number of worker processes, drives each
 with wrk (a Lua script cycling through real test-split texts) at several concurrencies, for
-single-text and 32-text requests, and right after each service point measures the onnxruntime
-ceiling at the batch size the service formed (this machine's speed drifts by ±15% over minutes, so
-each ratio compares numbers taken seconds apart). Prints the table and writes docs/BENCHMARKS.md.
+single-text and 32-text requests, and right before and right after each service point measures
+the onnxruntime ceiling at the batch size the service formed (this machine's speed drifts by ±15%
+over minutes, so each ratio compares numbers taken seconds apart, on both sides of the point).
+Prints the table and writes docs/BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ class Run:
     errors: int
     texts_per_request: int
     mean_batch: float | None = None
-    ceiling: float | None = None  # in-process texts/s at the mean batch, measured right after
+    ceiling: float | None = None  # in-process texts/s at the mean batch: mean of before and after
+    ceilings: tuple[float, float] | None = None  # (before, after)
     cpu: CpuSplit | None = None  # the service's CPU during the run
 
     @property
@@ -92,6 +94,11 @@ def batch_counts(url: str) -> tuple[float, float]:
     s = re.search(r"^sentiment_batch_size_texts_sum (\S+)", text, re.M)
     c = re.search(r"^sentiment_batch_size_texts_count (\S+)", text, re.M)
     return (float(s.group(1)) if s else 0.0), (float(c.group(1)) if c else 0.0)
+
+
+def mean_batch(before: tuple[float, float], after: tuple[float, float]) -> float:
+    """Texts per engine call between two batch_counts readings."""
+    return (after[0] - before[0]) / max(1.0, after[1] - before[1])
 
 
 def start(cmd: list[str], env: dict[str, str], url: str, log: Path) -> subprocess.Popen[bytes]:
@@ -167,19 +174,23 @@ def main() -> None:
         try:
             for scen, n in scenarios.items():
                 for c in concs:
+                    warm = batch_counts(url) if name == "service" else (0.0, 0.0)
                     wrk(url, tmp / f"{scen}.lua", c, 2)  # warm-up, discarded
                     before = batch_counts(url) if name == "service" else (0.0, 0.0)
+                    if name == "service":  # the ceiling before, at the warm-up's batch size
+                        first = ceiling(a.artifact, texts, max(1, round(mean_batch(warm, before))), a.workers, a.threads)
                     cpu_before = thread_seconds(workers_of(proc.pid))
                     rps, p50, p99, err = wrk(url, tmp / f"{scen}.lua", c, a.seconds)
                     r = Run(name, scen, c, rps, p50, p99, err, n)
                     if name == "service":
                         r.cpu = CpuSplit.between(cpu_before, thread_seconds(workers_of(proc.pid)))
                         after = batch_counts(url)
-                        r.mean_batch = (after[0] - before[0]) / max(1.0, after[1] - before[1])
-                        r.ceiling = ceiling(a.artifact, texts, max(1, round(r.mean_batch)), a.workers, a.threads)
+                        r.mean_batch = mean_batch(before, after)
+                        last = ceiling(a.artifact, texts, max(1, round(r.mean_batch)), a.workers, a.threads)
+                        r.ceilings, r.ceiling = (first, last), (first + last) / 2
                     runs.append(r)
                     line = f"{name:8} {scen:8} c={c:<3} {rps:9.1f} req/s {r.texts_per_s:9.1f} texts/s"
-                    top = f" ceiling {r.ceiling:.0f} texts/s" if r.ceiling else ""
+                    top = f" ceiling {r.ceiling:.0f} texts/s (before/after {r.ceilings[0]:.0f}/{r.ceilings[1]:.0f})" if r.ceilings else ""
                     print(f"{line} p50 {p50:7.2f} ms p99 {p99:7.2f} ms errors {err}{top}", flush=True)
         finally:
             stop(proc)
@@ -208,7 +219,8 @@ def render(runs: list[Run], a: argparse.Namespace) -> str:
         "after a 2 s warm-up; texts from the test split (mean ≈ 25 tokens).",
         "- naive: a FastAPI endpoint that runs the model once per request (no batching), `bench/naive_app.py`.",
         "- ceiling: onnxruntime called in-process in the same topology, length-sorted batches at the service's mean batch size, "
-        "measured for 5 s right after each service point (the machine's speed drifts by ±15% over minutes).",
+        "measured for 5 s right before the point (at the warm-up's batch size) and 5 s right after it; the mean of both "
+        "(the machine's speed drifts by ±15% over minutes).",
         "- CPU µs per text: the service workers' CPU time during the point (from /proc, `bench/cpu.py`) per text answered, "
         "split into the event-loop threads (HTTP, validation, tokenising, batching, answers) and the engine threads (onnxruntime).",
         "",
@@ -242,10 +254,11 @@ def render(runs: list[Run], a: argparse.Namespace) -> str:
             met = "met" if share >= 80 else "NOT met"
             lines.append(f"- 32-text requests, c={c}: {share:.0f}% of the in-process ceiling (target ≥ 80%: {met}).")
     for r in runs:
-        if r.ceiling and r.mean_batch:
+        if r.ceiling and r.ceilings and r.mean_batch:
             per_text = 1e6 * a.workers / r.ceiling
-            where = f"after {r.scenario} c={r.concurrency}, batch {max(1, round(r.mean_batch))}"
-            lines.append(f"- ceiling {where}: {r.ceiling:.0f} texts/s = {per_text:.0f} µs of CPU per text.")
+            where = f"around {r.scenario} c={r.concurrency}, batch {max(1, round(r.mean_batch))}"
+            spread = f"before {r.ceilings[0]:.0f}, after {r.ceilings[1]:.0f}"
+            lines.append(f"- ceiling {where}: {r.ceiling:.0f} texts/s ({spread}) = {per_text:.0f} µs of CPU per text.")
     lines += ["", 'Where the time goes is in docs/SERVING.md ("Performance").']
     return "\n".join(lines) + "\n"
 
