@@ -252,7 +252,7 @@ def render(runs: list[Run], a: argparse.Namespace) -> str:
         if b32 and top:
             share = 100 * b32.texts_per_s / top
             met = "met" if share >= 80 else "NOT met"
-            lines.append(f"- 32-text requests, c={c}: {share:.0f}% of the in-process ceiling (target ≥ 80%: {met}).")
+            lines.append(f"- 32-text requests, c={c}: {share:.1f}% of the in-process ceiling (target ≥ 80%: {met}).")
     for r in runs:
         if r.ceiling and r.ceilings and r.mean_batch:
             per_text = 1e6 * a.workers / r.ceiling
