@@ -43,7 +43,12 @@ class DrainingServer(uvicorn.Server):
         # main thread was doing, possibly inside prometheus-client's non-reentrant lock (held for
         # every metric update; start_draining sets a gauge). Doing the work here deadlocked a
         # worker under load for good; the loop runs it at its next turn instead.
-        asyncio.get_running_loop().call_soon_threadsafe(self.begin_drain, sig)
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # not serving yet or any more: nothing to drain
+            super().handle_exit(sig, frame)
+            return
+        loop.call_soon_threadsafe(self.begin_drain, sig)
 
     def begin_drain(self, sig: int) -> None:
         self.on_signal()

@@ -72,3 +72,11 @@ def test_draining_server_second_signal_exits_now() -> None:
 
     asyncio.run(scenario())
     assert server.should_exit
+
+
+def test_draining_server_signal_without_a_running_loop_just_exits() -> None:
+    settings = Settings(shutdown_delay_s=60.0)
+    state = State(settings=settings, metrics=Metrics())
+    server = DrainingServer(uvicorn.Config(app=None), settings, state.start_draining)
+    server.handle_exit(signal.SIGTERM, None)
+    assert server.should_exit and not state.draining
