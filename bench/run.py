@@ -42,9 +42,13 @@ class Run:
     errors: int
     texts_per_request: int
     mean_batch: float | None = None
-    ceiling: float | None = None  # in-process texts/s at the mean batch: mean of before and after
-    ceilings: tuple[float, float] | None = None  # (before, after)
+    ceilings: tuple[float, float] | None = None  # in-process texts/s at the mean batch, (before, after)
     cpu: CpuSplit | None = None  # the service's CPU during the run
+
+    @property
+    def ceiling(self) -> float | None:
+        """The mean of the ceiling measured before and after the point."""
+        return sum(self.ceilings) / 2 if self.ceilings else None
 
     @property
     def texts_per_s(self) -> float:
@@ -187,7 +191,7 @@ def main() -> None:
                         after = batch_counts(url)
                         r.mean_batch = mean_batch(before, after)
                         last = ceiling(a.artifact, texts, max(1, round(r.mean_batch)), a.workers, a.threads)
-                        r.ceilings, r.ceiling = (first, last), (first + last) / 2
+                        r.ceilings = (first, last)
                     runs.append(r)
                     line = f"{name:8} {scen:8} c={c:<3} {rps:9.1f} req/s {r.texts_per_s:9.1f} texts/s"
                     top = f" ceiling {r.ceiling:.0f} texts/s (before/after {r.ceilings[0]:.0f}/{r.ceilings[1]:.0f})" if r.ceilings else ""

@@ -27,14 +27,18 @@ def test_cpu_shares_none_when_pinning_cannot_help() -> None:
     assert cpu_shares({0, 1, 2, 3}, 1) is None  # one worker keeps every CPU
 
 
+def draining_server(shutdown_delay_s: float) -> tuple[DrainingServer, State]:
+    settings = Settings(shutdown_delay_s=shutdown_delay_s)
+    state = State(settings=settings, metrics=Metrics())
+    return DrainingServer(uvicorn.Config(app=None), settings, state.start_draining), state
+
+
 def test_draining_server_signal_during_a_metric_update_drains_without_deadlock() -> None:
     """A signal handler runs in the main thread between two bytecodes, here while the thread
     holds the `ready` gauge's lock (prometheus-client's locks are not reentrant; in multiprocess
     mode one lock guards every metric, held for each update under load). Setting the gauge
     inside the handler waited for a lock its own thread held: the worker hung for good."""
-    settings = Settings(shutdown_delay_s=0.0)
-    state = State(settings=settings, metrics=Metrics())
-    server = DrainingServer(uvicorn.Config(app=None), settings, state.start_draining)
+    server, state = draining_server(0.0)
     lock = state.metrics.ready._value._lock  # type: ignore[attr-defined]
 
     async def scenario() -> float:
@@ -60,9 +64,7 @@ def test_draining_server_signal_during_a_metric_update_drains_without_deadlock()
 
 
 def test_draining_server_second_signal_exits_now() -> None:
-    settings = Settings(shutdown_delay_s=60.0)
-    state = State(settings=settings, metrics=Metrics())
-    server = DrainingServer(uvicorn.Config(app=None), settings, state.start_draining)
+    server, state = draining_server(60.0)
 
     async def scenario() -> None:
         server.handle_exit(signal.SIGTERM, None)
@@ -75,8 +77,6 @@ def test_draining_server_second_signal_exits_now() -> None:
 
 
 def test_draining_server_signal_without_a_running_loop_just_exits() -> None:
-    settings = Settings(shutdown_delay_s=60.0)
-    state = State(settings=settings, metrics=Metrics())
-    server = DrainingServer(uvicorn.Config(app=None), settings, state.start_draining)
+    server, state = draining_server(60.0)
     server.handle_exit(signal.SIGTERM, None)
     assert server.should_exit and not state.draining
