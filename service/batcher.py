@@ -70,6 +70,7 @@ class Batcher:
         self.running: list[Item] = []  # the batch in the engine now
         self.closing = False
         self.last_batch_texts = 0
+        self.texts_ok = metrics.texts.labels("ok")  # a labelled child, looked up once
 
     def start(self) -> None:
         self.task = asyncio.get_running_loop().create_task(self._loop(), name="batcher")
@@ -109,18 +110,27 @@ class Batcher:
             # unless the last batch was a lone text run into an empty queue: then nobody else is
             # sending, and waiting would only add max_wait to every request of a lone client.
             lone = self.last_batch_texts <= 1 and self.queue.pending == 1
-            while not lone and not self._full() and not self.closing:
-                left = oldest.enqueued + self.limits.max_wait_s - time.monotonic()
-                if left <= 0:
-                    break
-                self.wake.clear()
-                try:
-                    await asyncio.wait_for(self.wake.wait(), left)
-                except TimeoutError:
-                    break
+            if not lone:
+                await self._wait_for_company(oldest.enqueued + self.limits.max_wait_s)
             batch = self._next_batch()
             if batch:
                 await self._run(batch)
+
+    async def _wait_for_company(self, until: float) -> None:
+        """Until the batch is full, the batcher closes, or time.monotonic() reaches `until`. A
+        timer sets the wake event (asyncio.wait_for would wrap the wait in a task each time);
+        a new one each round, as the loop's clock may fire it a little before `until`."""
+        loop = asyncio.get_running_loop()
+        while not self._full() and not self.closing:
+            left = until - time.monotonic()
+            if left <= 0:
+                return
+            timer = loop.call_later(left, self.wake.set)
+            self.wake.clear()
+            try:
+                await self.wake.wait()
+            finally:
+                timer.cancel()
 
     def _drop_dead(self, it: Item, now: float) -> bool:
         """Take a text out whose caller went away or whose deadline passed; True if it was."""
@@ -137,7 +147,11 @@ class Batcher:
     def _next_batch(self) -> list[Item]:
         """Take the next batch off the queue, dropping the dead texts met on the way."""
         now = time.monotonic()
-        batch = self.queue.next_batch(self.limits, lambda it: not self._drop_dead(it, now))
+
+        def alive(it: Item) -> bool:  # called for every text that joins a batch: the live case first
+            return (it.deadline >= now and not it.group.future.done()) or not self._drop_dead(it, now)
+
+        batch = self.queue.next_batch(self.limits, alive)
         self.metrics.queue_depth.dec(len(batch))
         self.last_batch_texts = len(batch)
         return batch
@@ -151,21 +165,31 @@ class Batcher:
     async def _run(self, batch: list[Item]) -> None:
         start = time.monotonic()
         # The wait for company or a slow engine call may have run past someone's deadline.
+        live = []
         for it in batch:
-            if not it.group.done() and it.deadline < start:
+            if it.group.future.done():
+                continue
+            if it.deadline < start:
                 self._expire(it)
-        batch = [it for it in batch if not it.group.done()]
+            else:
+                live.append(it)
+        if len(live) < len(batch):  # an expired text fails its whole request: drop its siblings too
+            batch = [it for it in live if not it.group.future.done()]
         if not batch:
             return
+        seqs, tokens = [], 0
         for it in batch:
-            it.group.unstarted -= 1
-            if not it.group.unstarted:  # the request's last text starts: it waited this long
+            seqs.append(it.ids)
+            tokens += it.n
+            group = it.group
+            group.unstarted -= 1
+            if not group.unstarted:  # the request's last text starts: it waited this long
                 self.metrics.queue_wait.observe(start - it.enqueued)
-        ids, mask = right_pad([it.ids for it in batch], self.pad_id)  # (B, T) each
+        ids, mask = right_pad(seqs, self.pad_id)  # (B, T) each
         B, T = ids.shape
         self.metrics.batch_texts.observe(B)
         self.metrics.batch_tokens.observe(B * T)
-        self.metrics.batch_padding.observe(1.0 - float(mask.sum()) / (B * T))
+        self.metrics.batch_padding.observe(1.0 - tokens / (B * T))
         self.running = batch
         try:
             probs, attn = await self.engine.call(self.run_fn, ids, mask)
@@ -189,9 +213,10 @@ class Batcher:
             self.running = []
             self.metrics.inference.observe(time.monotonic() - start)
         for r, it in enumerate(batch):
-            if not it.group.done():
-                it.group.set(it.index, (probs[r], attn[r, : it.n]))
-        self.metrics.texts.labels("ok").inc(B)
+            group = it.group
+            if not group.future.done():
+                group.set(it.index, (probs[r], attn[r, : it.n]))
+        self.texts_ok.inc(B)
 
     async def close(self, timeout: float) -> None:
         """Stop taking texts, finish every queued one, then stop the engine thread."""

@@ -1,4 +1,4 @@
-"""uvicorn's httptools protocol, with a response's writes sent together.
+"""uvicorn's httptools protocol, with a response's writes sent together and disconnects reported.
 
 uvicorn writes a response's status line and headers as soon as the app sends
 `http.response.start`, then the body separately: two sends per response, and on a busy server each
@@ -8,6 +8,12 @@ plain response are written in the same iteration). Measured in docs/SERVING.md, 
 
 Past uvicorn's write high-water mark the buffer is sent at once, so a large or streamed response
 still meets the transport's flow control (uvicorn's `send` waits while the client is slow).
+
+A client that closes its connection while its request runs: the protocol hears it at once
+(`connection_lost`; uvicorn keeps reading while a request runs) and calls the callbacks the app
+put in the request's `scope["extensions"][ON_DISCONNECT]` list. The app learns of a disconnect
+without a watcher task per request (a task that awaits `receive()` cost ~250 µs of event-loop CPU
+per request under load; measured in docs/SERVING.md, Performance).
 """
 
 from __future__ import annotations
@@ -17,6 +23,8 @@ from typing import Any
 
 from uvicorn.protocols.http.flow_control import HIGH_WATER_LIMIT
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+ON_DISCONNECT = "sentiment.on_disconnect"
 
 
 class CoalescingTransport:
@@ -54,3 +62,17 @@ class CoalescingTransport:
 class CoalescingHttpToolsProtocol(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(CoalescingTransport(transport, self.loop))  # type: ignore[arg-type]
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        # A list of its own per request; middlewares that copy the scope still share it.
+        scope: dict[str, Any] = self.scope  # type: ignore[assignment]
+        scope["extensions"] = {**scope.get("extensions", {}), ON_DISCONNECT: []}
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        cycle = self.cycle
+        super().connection_lost(exc)
+        if cycle is not None and cycle.disconnected:  # it went away before its response was complete
+            scope: dict[str, Any] = cycle.scope  # type: ignore[assignment]
+            for callback in scope.get("extensions", {}).get(ON_DISCONNECT, ()):
+                callback()

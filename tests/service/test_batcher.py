@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import uvloop
 
 from service.batch_queue import BatchLimits, Item, LengthQueue, pick_batch
 from service.batcher import Batcher, Group
@@ -153,6 +154,23 @@ def test_batcher_drops_expired_and_cancelled_items_without_running_them(tiny_art
 
     asyncio.run(go())
     assert ran == [1]
+
+
+def test_batcher_waits_for_company_no_longer_than_max_wait_under_uvloop() -> None:
+    # uvloop's timers count whole milliseconds: one set for 0.4 ms fires before the deadline
+    # the batcher computed with time.monotonic(). The batcher must not then wait for good (with
+    # a single timer per wait, this hung: each wait_for below timed out).
+    def echo(ids: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return np.zeros((ids.shape[0], 2), np.float32), np.zeros(ids.shape, np.float32)
+
+    async def go() -> None:
+        b = Batcher(echo, 0, BatchLimits(max_wait_s=0.0004), Metrics())
+        b.start()
+        for _ in range(40):  # two texts: never a lone text, so each batch waits for company
+            await asyncio.wait_for(b.submit([np.array([1]), np.array([2])], time.monotonic() + 10), 2)
+        await b.close(5)
+
+    uvloop.run(go())
 
 
 def test_batcher_full_queue_refuses_whole_request() -> None:
