@@ -172,6 +172,10 @@ class TextTokenizer:
         self.specials_raw = [t["content"] for t in added if not t.get("normalized")]
         norm = self.tok.normalizer
         self.specials_norm = [norm.normalize_str(t["content"]) if norm else t["content"] for t in added if t.get("normalized")]
+        # A text without any special token's first character (BERT's all start with "[") holds
+        # none of them: one scan in C instead of ten substring searches (~1 µs a text).
+        firsts = {t[0] for t in self.specials_raw + self.specials_norm if t}
+        self.may_hold_special = re.compile(f"[{re.escape(''.join(sorted(firsts)))}]").search if firsts else None
         self.words: dict[str, WordEntry] = {}
         self.cache_words = cache_words
         # The compiled splitter and renderer when built (and not switched off), else their Python twins.
@@ -258,7 +262,9 @@ class TextTokenizer:
             return None
         low = text if text.isascii() else text.translate(self.table)  # one character for one
         low = low.lower() if self.lowercase else low  # ASCII: same length, same offsets
-        if any(s in text for s in self.specials_raw) or any(s in low for s in self.specials_norm):
+        if (self.may_hold_special is not None and (self.may_hold_special(text) or self.may_hold_special(low))) and (
+            any(s in text for s in self.specials_raw) or any(s in low for s in self.specials_norm)
+        ):
             return None
         ids, spans, pieces, truncated = self._split(low, self.words, self._word, self.max_length)
         return Encoded(text, np.frombuffer(ids, dtype=np.int64), spans, pieces, truncated)
