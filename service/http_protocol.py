@@ -10,8 +10,9 @@ Past uvicorn's write high-water mark the buffer is sent at once, so a large or s
 still meets the transport's flow control (uvicorn's `send` waits while the client is slow).
 
 A client that closes its connection while its request runs: the protocol hears it at once
-(`connection_lost`; uvicorn keeps reading while a request runs) and calls the callbacks the app
-put in the request's `scope["extensions"][ON_DISCONNECT]` list. The app learns of a disconnect
+(`connection_lost`; uvicorn keeps reading while a request runs, except behind a pipelined request
+or a body over its high-water mark, until reading resumes) and calls the callbacks the app put in
+the request's `scope["extensions"][ON_DISCONNECT]` list. The app learns of a disconnect
 without a watcher task per request (a task that awaits `receive()` cost ~250 µs of event-loop CPU
 per request under load; measured in docs/SERVING.md, Performance).
 """
