@@ -105,6 +105,11 @@ def mean_batch(before: tuple[float, float], after: tuple[float, float]) -> float
     return (after[0] - before[0]) / max(1.0, after[1] - before[1])
 
 
+def whole_batch(mean: float) -> int:
+    """The batch size the ceiling runs at for a service's mean batch size."""
+    return max(1, round(mean))
+
+
 def start(cmd: list[str], env: dict[str, str], url: str, log: Path) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **env}, stdout=log.open("wb"), stderr=subprocess.STDOUT)
     end = time.monotonic() + 120
@@ -142,6 +147,9 @@ def main() -> None:
     scenarios = {"single": 1, "batch32": 32}
     lua_script([json.dumps({"text": t}) for t in texts[:400]], tmp / "single.lua")
     lua_script([json.dumps({"texts": texts[i : i + 32]}) for i in range(0, 32 * 30, 32)], tmp / "batch32.lua")
+
+    def ceiling_at(mean: float) -> float:
+        return ceiling(a.artifact, texts, whole_batch(mean), a.workers, a.threads)
 
     runs: list[Run] = []
     svc_env = {
@@ -182,7 +190,7 @@ def main() -> None:
                     wrk(url, tmp / f"{scen}.lua", c, 2)  # warm-up, discarded
                     before = batch_counts(url) if name == "service" else (0.0, 0.0)
                     if name == "service":  # the ceiling before, at the warm-up's batch size
-                        first = ceiling(a.artifact, texts, max(1, round(mean_batch(warm, before))), a.workers, a.threads)
+                        first = ceiling_at(mean_batch(warm, before))
                     cpu_before = thread_seconds(workers_of(proc.pid))
                     rps, p50, p99, err = wrk(url, tmp / f"{scen}.lua", c, a.seconds)
                     r = Run(name, scen, c, rps, p50, p99, err, n)
@@ -190,8 +198,7 @@ def main() -> None:
                         r.cpu = CpuSplit.between(cpu_before, thread_seconds(workers_of(proc.pid)))
                         after = batch_counts(url)
                         r.mean_batch = mean_batch(before, after)
-                        last = ceiling(a.artifact, texts, max(1, round(r.mean_batch)), a.workers, a.threads)
-                        r.ceilings = (first, last)
+                        r.ceilings = (first, ceiling_at(r.mean_batch))
                     runs.append(r)
                     line = f"{name:8} {scen:8} c={c:<3} {rps:9.1f} req/s {r.texts_per_s:9.1f} texts/s"
                     top = f" ceiling {r.ceiling:.0f} texts/s (before/after {r.ceilings[0]:.0f}/{r.ceilings[1]:.0f})" if r.ceilings else ""
@@ -260,7 +267,7 @@ def render(runs: list[Run], a: argparse.Namespace) -> str:
     for r in runs:
         if r.ceiling and r.ceilings and r.mean_batch:
             per_text = 1e6 * a.workers / r.ceiling
-            where = f"around {r.scenario} c={r.concurrency}, batch {max(1, round(r.mean_batch))}"
+            where = f"around {r.scenario} c={r.concurrency}, batch {whole_batch(r.mean_batch)}"
             spread = f"before {r.ceilings[0]:.0f}, after {r.ceilings[1]:.0f}"
             lines.append(f"- ceiling {where}: {r.ceiling:.0f} texts/s ({spread}) = {per_text:.0f} µs of CPU per text.")
     lines += ["", 'Where the time goes is in docs/SERVING.md ("Performance").']

@@ -45,9 +45,6 @@ class Group:
         self.future, self.left, self.unstarted = future, n, n
         self.results: list[Result | None] = [None] * n
 
-    def done(self) -> bool:
-        return self.future.done()
-
     def set(self, index: int, result: Result) -> None:
         self.results[index] = result
         self.left -= 1
@@ -136,7 +133,7 @@ class Batcher:
         """Take a text out whose caller went away or whose deadline passed; True if it was."""
         if it.deadline < now:
             self._expire(it)
-        elif it.group.done():  # cancelled (the caller disconnected or gave up), or a sibling failed
+        elif it.group.future.done():  # cancelled (the caller disconnected or gave up), or a sibling failed
             self.metrics.texts.labels("cancelled").inc()
         else:
             return False
