@@ -119,6 +119,12 @@ def _raw(name: str, arr: np.ndarray) -> bytes:
     return arr.astype(NUMPY[OUTPUTS[name]]).tobytes()
 
 
+def _numbers(arr: np.ndarray) -> orjson.Fragment:
+    """A tensor's values as its own dtype writes them (float32: 0.9998461, not float64's
+    0.9998461008071899, digits float32 does not hold)."""
+    return orjson.Fragment(orjson.dumps(np.ascontiguousarray(arr).ravel(), option=orjson.OPT_SERIALIZE_NUMPY))
+
+
 def encode_infer(model: str, version: str, req: InferRequest, out: dict[str, np.ndarray]) -> tuple[bytes, int | None]:
     """→ (body, header length or None when everything is JSON)."""
     head: dict[str, Any] = {"model_name": model, "model_version": version, "outputs": []}
@@ -133,7 +139,7 @@ def encode_infer(model: str, version: str, req: InferRequest, out: dict[str, np.
             t["parameters"] = {"binary_data_size": len(raw)}
             blobs.append(raw)
         else:
-            t["data"] = [str(x) for x in arr.ravel()] if OUTPUTS[name] == "BYTES" else arr.ravel().tolist()
+            t["data"] = [str(x) for x in arr.ravel()] if OUTPUTS[name] == "BYTES" else _numbers(arr)
         head["outputs"].append(t)
     header = orjson.dumps(head)
     return (header + b"".join(blobs), len(header)) if blobs else (header, None)

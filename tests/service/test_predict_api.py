@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pytest
 
 from tests.service.conftest import Server
@@ -26,6 +27,15 @@ def test_predict_texts_answered_in_order_with_offsets_into_the_original(server: 
             assert tok["text"] == text[tok["start"] : tok["end"]]
             assert tok["text"].strip() == tok["text"] != ""
         assert abs(sum(t["attention"] for t in pred["tokens"]) - 1.0) <= 1e-5
+
+
+def test_predict_numbers_written_with_float32_digits_only(server: Server) -> None:
+    # The model computes in float32: each number is the shortest decimal that reads back as that
+    # float32 (0.9998461), never float64's expansion of it (0.9998461008071899).
+    r = server.client.post("/predict", json={"texts": TEXTS})
+    for pred in r.json()["predictions"]:
+        numbers = [pred["score"], *pred["probabilities"].values(), *(t["attention"] for t in pred["tokens"])]
+        assert [float(str(np.float32(x))) for x in numbers] == numbers
 
 
 def test_predict_single_text_same_as_in_a_batch(server: Server) -> None:

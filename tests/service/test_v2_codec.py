@@ -70,3 +70,11 @@ def test_encode_mixed_binary_and_json_outputs() -> None:
     head = orjson.loads(body[:n])
     assert head["outputs"][1] == {"name": "TOKENS", "datatype": "BYTES", "shape": [1, 2], "data": ["a", "b"]}
     assert np.frombuffer(body[n:], dtype="<f4").tolist() == [0.25, 0.75]
+
+
+def test_encode_json_float32_written_with_float32_digits() -> None:
+    probs = np.array([[0.00015391716, 0.9998461]], dtype=np.float32)
+    out = tensors(probs, [np.array([1.0], dtype=np.float32)], [["a"]])
+    body, n = encode_infer("m", "1", InferRequest(["a"], {"PROBS": False}), out)
+    assert n is None
+    assert b'"data":[0.00015391716,0.9998461]' in body
