@@ -12,7 +12,7 @@ from starlette.responses import Response
 
 from service import v2_codec
 from service.errors import NotFound, NotReady
-from service.routes import StateDep, read_body, require_key
+from service.routes import StateDep, cancel_on_disconnect, read_body, require_key
 
 SERVER: dict[str, object] = {"name": "sentiment-service", "version": "0.1.0", "extensions": ["binary_tensor_data"]}
 HEADER = "Inference-Header-Content-Length"
@@ -86,7 +86,11 @@ async def infer(name: str, request: Request, state: StateDep, version: str | Non
     req = v2_codec.parse_infer(body, int(header) if header and header.isdigit() else None)
     predictor = state.predictor
     job = predictor.submit(req.texts, True, req.timeout_ms)
-    results = await predictor.results(job)
+    stop_watching = cancel_on_disconnect(request, job)  # a client that leaves has its texts dropped
+    try:
+        results = await predictor.results(job)
+    finally:
+        stop_watching()
     probs = np.stack([p for p, _ in results])  # (N, C)
     tokens = [enc.surfaces() for enc in job.encoded]
     out = v2_codec.tensors(probs, [a for _, a in results], tokens)

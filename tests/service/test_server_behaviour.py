@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
+import pytest
 
 from service.server import cpu_shares
 from tests.service.conftest import Server
@@ -171,11 +172,19 @@ def test_two_workers_sigterm_during_start_up_exits_cleanly(start_server: StartSe
     assert s.stop() == 0, s.logs()
 
 
-def test_client_disconnect_drops_its_queued_texts(start_server: StartServer) -> None:
+V2_TWO_TEXTS = {"inputs": [{"name": "TEXT", "datatype": "BYTES", "shape": [2, 1], "data": ["never", "mind"]}]}
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [("/predict", {"texts": ["never", "mind"]}), ("/v2/models/tiny/infer", V2_TWO_TEXTS)],
+    ids=["predict", "v2"],
+)
+def test_client_disconnect_drops_its_queued_texts(start_server: StartServer, path: str, body: dict[str, object]) -> None:
     s = start_server(max_wait_ms=1500)
     # The client gives up and closes its connection while the texts are queued.
     with httpx.Client(base_url=s.url, timeout=0.3) as impatient, contextlib.suppress(httpx.ReadTimeout):
-        impatient.post("/predict", json={"texts": ["never", "mind"]})
+        impatient.post(path, json=body)
     time.sleep(2.0)  # the next batch forms after 1.5 s and finds the texts cancelled
     m = s.client.get("/metrics").text
     assert _metric(m, "sentiment_texts_total", outcome="cancelled") == 2
