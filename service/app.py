@@ -124,20 +124,24 @@ def create_app(settings: Settings, metrics_dir: str | None = None) -> FastAPI:
     )
     app.state.svc = state
     errors.install(app)
-    # Routes are tried in order: the inference routes first (FastAPI's walk through each included
-    # router costs tens of µs a request), health and the page after them.
+    # Routes are tried in order (FastAPI's walk through each included router costs tens of µs a
+    # request): the inference routes go first, below; then V2 metadata, health and the page.
     app.include_router(v2_routes.keyed_v2)
     app.include_router(v2_routes.open_v2)
     app.include_router(routes.protected)
     app.include_router(routes.public)
     app.mount("/static", StaticFiles(directory=routes.STATIC), name="static")
-    # First in the routing table: routes are tried in order, and this is the hot one.
-    app.router.routes.insert(0, Route("/predict", routes.predict, methods=["POST"]))
-    routers = (routes.public, routes.protected, routes.predict_docs, v2_routes.open_v2, v2_routes.keyed_v2)
+    # First in the routing table: the hot routes, plain Starlette ones (see routes.predict).
+    app.router.routes[:0] = [
+        Route("/predict", routes.predict, methods=["POST"]),
+        *(Route(path, v2_routes.infer, methods=["POST"]) for path in v2_routes.INFER_PATHS),
+    ]
+    docs_only = (routes.predict_docs, v2_routes.infer_docs)
+    routers = (routes.public, routes.protected, v2_routes.open_v2, v2_routes.keyed_v2, *docs_only)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            documented = [*app.routes, *routes.predict_docs.routes]
+            documented = [*app.routes, *(r for router in docs_only for r in router.routes)]
             app.openapi_schema = get_openapi(title=app.title, version=app.version, summary=app.summary, routes=documented)
         return app.openapi_schema
 

@@ -6,13 +6,18 @@ Errors are non-200 with `{"error": "..."}` (see errors.respond).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
 from service import v2_codec
 from service.errors import NotFound, NotReady
-from service.routes import StateDep, cancel_on_disconnect, read_body, require_key
+from service.routes import StateDep, cancel_on_disconnect, check_key, read_body, require_key
+
+if TYPE_CHECKING:
+    from service.app import State
 
 SERVER: dict[str, object] = {"name": "sentiment-service", "version": "0.1.0", "extensions": ["binary_tensor_data"]}
 HEADER = "Inference-Header-Content-Length"
@@ -21,7 +26,7 @@ open_v2 = APIRouter(prefix="/v2", tags=["Open Inference Protocol (V2)"])
 keyed_v2 = APIRouter(prefix="/v2", tags=["Open Inference Protocol (V2)"], dependencies=[Depends(require_key)])
 
 
-def _check_model(state: StateDep, name: str, version: str | None = None) -> None:
+def _check_model(state: State, name: str, version: str | None = None) -> None:
     if state.meta is None:
         raise NotReady("the model is not loaded yet", "retry shortly")
     if name != state.meta.name or (version is not None and version != state.meta.version):
@@ -76,10 +81,23 @@ async def model_metadata(name: str, state: StateDep, version: str | None = None)
     }
 
 
-@keyed_v2.post("/models/{name}/infer", summary="Inference (JSON or binary tensor data)")
-@keyed_v2.post("/models/{name}/versions/{version}/infer", summary="Inference (a version)")
-async def infer(name: str, request: Request, state: StateDep, version: str | None = None) -> Response:
-    _check_model(state, name, version)
+# Inference is served by a plain Starlette route (registered in app.py), as /predict is: FastAPI's
+# per-request machinery (dependency solving, exit stacks) made a single-text V2 request ~27% slower
+# than the same text on /predict at c=16. This documentation-only router gives it its OpenAPI entries.
+infer_docs = APIRouter(prefix="/v2", tags=["Open Inference Protocol (V2)"])
+INFER_PATHS = ("/v2/models/{name}/infer", "/v2/models/{name}/versions/{version}/infer")
+
+
+@infer_docs.post("/models/{name}/infer", summary="Inference (JSON or binary tensor data)")
+@infer_docs.post("/models/{name}/versions/{version}/infer", summary="Inference (a version)")
+async def infer_documented(name: str, version: str | None = None) -> None:  # pragma: no cover - never routed
+    raise NotImplementedError
+
+
+async def infer(request: Request) -> Response:
+    state: State = request.app.state.svc
+    check_key(request, state)
+    _check_model(state, request.path_params["name"], request.path_params.get("version"))
     assert state.predictor is not None and state.meta is not None
     body = await read_body(request, state.settings.max_body_bytes)
     header = request.headers.get(HEADER)

@@ -76,6 +76,14 @@ def test_v2_unknown_model_is_an_error(client: triton.InferenceServerClient) -> N
     assert not client.is_model_ready("nope")
 
 
+def test_v2_infer_by_version_right_answers_wrong_is_an_error(client: triton.InferenceServerClient) -> None:
+    version = client.get_model_metadata("tiny")["versions"][0]
+    res = client.infer("tiny", [_text_input(["fine"])], model_version=version)
+    assert res.as_numpy("PROBS").shape == (1, 2)  # type: ignore[union-attr]
+    with pytest.raises(InferenceServerException, match="unknown model 'tiny' version 'v0'"):
+        client.infer("tiny", [_text_input(["fine"])], model_version="v0")
+
+
 def test_v2_wrong_datatype_is_an_error(client: triton.InferenceServerClient) -> None:
     bad = triton.InferInput("TEXT", [1, 1], "FP32")
     bad.set_data_from_numpy(np.array([[1.0]], dtype=np.float32))
