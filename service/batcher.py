@@ -1,13 +1,16 @@
 """Micro-batching: one asyncio task owns the queue and makes one engine call at a time.
 
-The next batch is formed when the queue holds `max_batch_size` texts, or `max_batch_tokens`
-padded tokens, or the oldest text has waited `max_wait_s`. It always contains the oldest live text
-(so waiting is first come, first served and nobody waits behind more than the queue ahead of
-them), joined by the queued texts closest to it in length, within both limits and as long as each
-one adds less padding than one more engine call costs: similar lengths share a batch, so little
-compute goes to padding. Texts whose deadline passed or whose caller went away are dropped before
-they run. While a batch runs in the engine thread, new texts queue up, so the batch size grows with
-the load by itself.
+The next engine call is made when the queue holds `max_batch_size` texts, or `max_batch_tokens`
+padded tokens, or the oldest text has waited `max_wait_s`. Its first batch always contains the
+oldest live text (so waiting is first come, first served and nobody waits behind more than the
+queue ahead of them), joined by the queued texts closest to it in length, within both limits and
+as long as each one adds less padding than one more onnxruntime run costs: similar lengths share a
+batch, so little compute goes to padding. While the queue holds more, the call takes further
+batches the same way (the next oldest text and its neighbours in length), each its own onnxruntime
+run, until the call holds `max_batch_size` texts or `max_batch_tokens` padded tokens in all: under
+load one event-loop wake-up and one hop to the engine thread serve several length groups. Texts
+whose deadline passed or whose caller went away are dropped before they run. While a call runs in
+the engine thread, new texts queue up, so the batch size grows with the load by itself.
 
 The queue and the rule that picks a batch are in service/batch_queue.py. Knows nothing of HTTP or
 pydantic: items are token-id arrays with a deadline, grouped by request, and each request gets one
@@ -20,6 +23,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 
@@ -33,6 +37,20 @@ log = logging.getLogger(__name__)
 
 RunFn = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 Result = tuple[np.ndarray, np.ndarray]  # probabilities (C,), attention (L,)
+Outcome = tuple[tuple[np.ndarray, np.ndarray] | Exception, float]  # a run's outputs or error, and its seconds
+
+
+def run_each(run: RunFn, inputs: list[tuple[np.ndarray, np.ndarray]]) -> list[Outcome]:
+    """In the engine thread: the call's batches one after the other, each with its own outcome
+    (a failed run fails only its own texts) and duration."""
+    out: list[Outcome] = []
+    for ids, mask in inputs:
+        t = time.perf_counter()
+        try:
+            out.append((run(ids, mask), time.perf_counter() - t))
+        except Exception as e:  # reported per batch by the event loop
+            out.append((e, time.perf_counter() - t))
+    return out
 
 
 class Group:
@@ -109,9 +127,9 @@ class Batcher:
             lone = self.last_batch_texts <= 1 and self.queue.pending == 1
             if not lone:
                 await self._wait_for_company(oldest.enqueued + self.limits.max_wait_s)
-            batch = self._next_batch()
-            if batch:
-                await self._run(batch)
+            batches = self._next_batches()
+            if batches:
+                await self._run(batches)
 
     async def _wait_for_company(self, until: float) -> None:
         """Until the batch is full, the batcher closes, or time.monotonic() reaches `until`. A
@@ -141,17 +159,34 @@ class Batcher:
         self.metrics.queue_depth.dec()
         return True
 
-    def _next_batch(self) -> list[Item]:
-        """Take the next batch off the queue, dropping the dead texts met on the way."""
+    def _next_batches(self) -> list[list[Item]]:
+        """The next engine call's batches, taken off the queue: the oldest text's, then while the
+        queue holds more, the next oldest's, and so on, as long as the call stays within
+        max_batch_size texts and max_batch_tokens padded tokens in all (a first text longer than
+        the token budget still runs, alone). Dead texts met on the way are dropped."""
         now = time.monotonic()
 
         def alive(it: Item) -> bool:  # called for every text that joins a batch: the live case first
             return (it.deadline >= now and not it.group.future.done()) or not self._drop_dead(it, now)
 
-        batch = self.queue.next_batch(self.limits, alive)
-        self.metrics.queue_depth.dec(len(batch))
-        self.last_batch_texts = len(batch)
-        return batch
+        lim, texts, tokens = self.limits, 0, 0
+        batches: list[list[Item]] = []
+        while texts < lim.max_batch_size and self.queue.pending:
+            limits = lim
+            if batches:
+                front = self.queue.front()
+                if front is None or tokens + front.n > lim.max_batch_tokens:
+                    break
+                limits = replace(lim, max_batch_size=lim.max_batch_size - texts, max_batch_tokens=lim.max_batch_tokens - tokens)
+            batch = self.queue.next_batch(limits, alive)
+            if not batch:
+                break
+            batches.append(batch)
+            texts += len(batch)
+            tokens += len(batch) * max(it.n for it in batch)
+        self.metrics.queue_depth.dec(texts)
+        self.last_batch_texts = texts
+        return batches
 
     def _expire(self, it: Item) -> None:
         self.metrics.texts.labels("deadline").inc()
@@ -159,8 +194,24 @@ class Batcher:
             DeadlineExceeded("the request's deadline passed while it was queued", "raise timeout_ms, send fewer texts, or add replicas")
         )
 
-    async def _run(self, batch: list[Item]) -> None:
+    async def _run(self, batches: list[list[Item]]) -> None:
         start = time.monotonic()
+        runs = [run for run in (self._prepare(batch, start) for batch in batches) if run is not None]
+        if not runs:
+            return
+        self.running = [it for batch, _ in runs for it in batch]
+        try:
+            outcomes = await self.engine.call(run_each, self.run_fn, [ids_mask for _, ids_mask in runs])
+        except Exception as e:  # the hop itself failed: every batch of the call fails with it
+            outcomes = [(e, 0.0)] * len(runs)
+        finally:
+            self.running = []
+        for (batch, (ids, _)), (outputs, seconds) in zip(runs, outcomes, strict=True):
+            self.metrics.inference.observe(seconds)
+            self._split(batch, ids.shape, outputs)
+
+    def _prepare(self, batch: list[Item], start: float) -> tuple[list[Item], tuple[np.ndarray, np.ndarray]] | None:
+        """The batch's live texts and their padded input, or None if none is left."""
         # The wait for company or a slow engine call may have run past someone's deadline.
         live = []
         for it in batch:
@@ -173,7 +224,7 @@ class Batcher:
         if len(live) < len(batch):  # an expired text fails its whole request: drop its siblings too
             batch = [it for it in live if not it.group.future.done()]
         if not batch:
-            return
+            return None
         seqs, tokens = [], 0
         for it in batch:
             seqs.append(it.ids)
@@ -187,28 +238,28 @@ class Batcher:
         self.metrics.batch_texts.observe(B)
         self.metrics.batch_tokens.observe(B * T)
         self.metrics.batch_padding.observe(1.0 - tokens / (B * T))
-        self.running = batch
-        try:
-            probs, attn = await self.engine.call(self.run_fn, ids, mask)
-            if probs.shape[0] != B or attn.shape != (B, T):
-                raise InferenceFailed(
-                    f"the engine returned {probs.shape[0]} rows / attention {attn.shape} for a batch of {(B, T)}",
-                    "the artifact's outputs do not follow the contract; re-export it",
-                )
-        except Exception as e:
+        return batch, (ids, mask)
+
+    def _split(self, batch: list[Item], shape: tuple[int, ...], outputs: tuple[np.ndarray, np.ndarray] | Exception) -> None:
+        """Each text its row of the batch's outputs, or the batch's error to each of its requests."""
+        B, T = shape
+        if not isinstance(outputs, Exception) and (outputs[0].shape[0] != B or outputs[1].shape != (B, T)):
+            outputs = InferenceFailed(
+                f"the engine returned {outputs[0].shape[0]} rows / attention {outputs[1].shape} for a batch of {(B, T)}",
+                "the artifact's outputs do not follow the contract; re-export it",
+            )
+        if isinstance(outputs, Exception):
             err = (
-                e
-                if isinstance(e, InferenceFailed)
-                else InferenceFailed(f"inference failed: {e}", "retry; report it with the request_id if it persists")
+                outputs
+                if isinstance(outputs, InferenceFailed)
+                else InferenceFailed(f"inference failed: {outputs}", "retry; report it with the request_id if it persists")
             )
             log.error("batch of %d texts failed: %s", B, err.message)
             self.metrics.texts.labels("error").inc(B)
             for it in batch:
                 it.group.fail(err)
             return
-        finally:
-            self.running = []
-            self.metrics.inference.observe(time.monotonic() - start)
+        probs, attn = outputs  # (B, C), (B, T)
         for r, it in enumerate(batch):
             group = it.group
             if not group.future.done():

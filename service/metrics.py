@@ -30,17 +30,20 @@ class Metrics:
             buckets=LATENCY,
             registry=r,
         )
-        self.batch_texts = Histogram("sentiment_batch_size_texts", "Texts per engine call", buckets=SIZES, registry=r)
-        self.batch_tokens = Histogram(
-            "sentiment_batch_tokens", "Padded tokens (longest × texts) per engine call", buckets=TOKENS, registry=r
+        self.batch_texts = Histogram(
+            "sentiment_batch_size_texts",
+            "Texts per batch (one onnxruntime run; an engine call runs one or more)",
+            buckets=SIZES,
+            registry=r,
         )
+        self.batch_tokens = Histogram("sentiment_batch_tokens", "Padded tokens (longest × texts) per batch", buckets=TOKENS, registry=r)
         self.batch_padding = Histogram(
             "sentiment_batch_padding_ratio",
             "Share of padded tokens that are padding",
             buckets=(0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0),
             registry=r,
         )
-        self.inference = Histogram("sentiment_inference_seconds", "Engine call duration", buckets=LATENCY, registry=r)
+        self.inference = Histogram("sentiment_inference_seconds", "Duration of one batch's onnxruntime run", buckets=LATENCY, registry=r)
         self.queue_depth = Gauge("sentiment_queue_depth", "Texts waiting in the queue", multiprocess_mode="livesum", registry=r)
         self.info = Gauge(
             "sentiment_model_info",

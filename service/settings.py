@@ -42,7 +42,9 @@ class Settings(BaseSettings):
     max_wait_ms: float = Field(2.0, ge=0, description="how long the first queued text waits for company")
     max_queue: int = Field(2048, ge=1, description="queued texts per worker before answering 429")
     split_cost_tokens: int = Field(
-        4, ge=0, description="cost of one more engine call in padded tokens: batches split where padding would exceed it"
+        4,
+        ge=0,
+        description="cost of one more onnxruntime run in padded tokens: a call's texts form separate batches where padding would exceed it",
     )
 
     # Requests.

@@ -4,7 +4,9 @@ import asyncio
 import threading
 import time
 from collections import deque
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -92,6 +94,79 @@ def test_batcher_results_match_running_each_text_alone(tiny_artifact: Path) -> N
         p1, a1 = engine.run(s[None, :], np.ones((1, len(s)), dtype=np.int64))
         assert np.abs(probs - p1[0]).max() <= 1e-5
         assert attn.shape == (len(s),) and np.abs(attn - a1[0]).max() <= 1e-5
+
+
+def _recording_batcher(limits: BatchLimits, fail_at_length: int | None = None) -> tuple[Batcher, list[list[tuple[int, int]]]]:
+    """A batcher over an echo engine that records each engine call's batch shapes, and fails the
+    batches of one length if asked."""
+    calls: list[list[tuple[int, int]]] = []
+
+    def echo(ids: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        calls[-1].append(ids.shape)
+        if ids.shape[1] == fail_at_length:
+            raise RuntimeError("device lost")
+        return np.full((ids.shape[0], 2), 0.5, np.float32), mask.astype(np.float32)
+
+    b = Batcher(echo, 0, limits, Metrics())
+    hop = b.engine.call
+
+    async def counted(fn: Any, *args: Any) -> Any:
+        calls.append([])
+        return await hop(fn, *args)
+
+    b.engine.call = counted  # type: ignore[method-assign]
+    return b, calls
+
+
+def _texts(*lengths: int) -> list[np.ndarray]:
+    return [np.arange(1, n + 1, dtype=np.int64) for n in lengths]
+
+
+def test_batcher_one_engine_call_runs_each_length_group_apart() -> None:
+    async def go() -> list[list[tuple[int, int]]]:
+        b, calls = _recording_batcher(BatchLimits(max_wait_s=0.05, split_cost_tokens=0))
+        b.start()
+        results = await b.submit(_texts(3, 3, 9, 9, 3), time.monotonic() + 10)
+        assert [attn.shape for _, attn in results] == [(3,), (3,), (9,), (9,), (3,)]  # in request order
+        await b.close(5)
+        return calls
+
+    # One hop to the engine thread; two onnxruntime runs, oldest text's length group first, no padding.
+    assert asyncio.run(go()) == [[(3, 3), (2, 9)]]
+
+
+@pytest.mark.parametrize(
+    ("limits", "lengths", "expected"),
+    [
+        (BatchLimits(max_batch_size=4), (2, 2, 2, 7, 7, 7), [[(3, 2), (1, 7)], [(2, 7)]]),  # 4 texts a call
+        (BatchLimits(max_batch_tokens=10), (2, 2, 2, 5, 5), [[(3, 2)], [(2, 5)]]),  # 6 + 5 > 10 tokens
+    ],
+    ids=["texts", "tokens"],
+)
+def test_batcher_call_stays_within_both_limits_in_all(limits: BatchLimits, lengths: tuple[int, ...], expected: list[Any]) -> None:
+    async def go() -> list[list[tuple[int, int]]]:
+        b, calls = _recording_batcher(replace(limits, max_wait_s=0.05, split_cost_tokens=0))
+        b.start()
+        await b.submit(_texts(*lengths), time.monotonic() + 10)
+        await b.close(5)
+        return calls
+
+    assert asyncio.run(go()) == expected
+
+
+def test_batcher_failed_batch_fails_only_its_own_requests() -> None:
+    async def go() -> None:
+        b, calls = _recording_batcher(BatchLimits(max_wait_s=0.05, split_cost_tokens=0), fail_at_length=9)
+        b.start()
+        short = b.submit(_texts(3, 3), time.monotonic() + 10)
+        long = b.submit(_texts(9), time.monotonic() + 10)
+        assert len(await short) == 2
+        with pytest.raises(InferenceFailed, match="device lost"):
+            await long
+        assert calls == [[(2, 3), (1, 9)]]  # the same engine call
+        await b.close(5)
+
+    asyncio.run(go())
 
 
 def test_batcher_engine_error_fails_the_batch_and_keeps_serving(tiny_artifact: Path) -> None:
