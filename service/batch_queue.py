@@ -122,6 +122,13 @@ class LengthQueue:
             self.fifo.popleft()
         return self.fifo[0] if self.fifo else None
 
+    def near(self, n: int, spread: int) -> int:
+        """About how many queued texts are within `spread` tokens of length n (an upper bound:
+        dropped texts stay in their lanes until they reach the front)."""
+        if 2 * spread + 1 > len(self.lanes):
+            return sum(len(lane) for k, lane in self.lanes.items() if abs(k - n) <= spread)
+        return sum(len(self.lanes.get(k, ())) for k in range(n - spread, n + spread + 1))
+
     def drop(self, it: Item) -> None:
         it.taken = True
         self.pending -= 1

@@ -69,6 +69,13 @@ def test_length_queue_batches_oldest_first_and_skips_dropped_items() -> None:
     assert q.pending == 0 and q.front() is None and not q.lanes
 
 
+def test_length_queue_near_counts_texts_within_the_spread() -> None:
+    q = LengthQueue()
+    q.push([_item(n) for n in (7, 3, 7, 3, 9, 7, 12)])
+    assert [q.near(7, 0), q.near(8, 1), q.near(7, 2), q.near(5, 1)] == [3, 4, 4, 0]
+    assert q.near(7, 10_000) == 7  # a spread wider than the lanes: counted over the lanes
+
+
 def _engine(artifact: Path) -> Engine:
     return Engine(artifact / "model.onnx", EngineConfig(device="cpu"))
 
@@ -126,20 +133,32 @@ def test_batcher_one_engine_call_runs_each_length_group_apart() -> None:
     async def go() -> list[list[tuple[int, int]]]:
         b, calls = _recording_batcher(BatchLimits(max_wait_s=0.05, split_cost_tokens=0))
         b.start()
-        results = await b.submit(_texts(3, 3, 9, 9, 3), time.monotonic() + 10)
-        assert [attn.shape for _, attn in results] == [(3,), (3,), (9,), (9,), (3,)]  # in request order
+        results = await b.submit(_texts(3, 3, 9, 9, 9, 9, 3), time.monotonic() + 10)
+        assert [attn.shape for _, attn in results] == [(3,), (3,), (9,), (9,), (9,), (9,), (3,)]  # in request order
         await b.close(5)
         return calls
 
     # One hop to the engine thread; two onnxruntime runs, oldest text's length group first, no padding.
-    assert asyncio.run(go()) == [[(3, 3), (2, 9)]]
+    assert asyncio.run(go()) == [[(3, 3), (4, 9)]]
+
+
+def test_batcher_leaves_a_small_further_group_queued_for_company() -> None:
+    async def go() -> list[list[tuple[int, int]]]:
+        b, calls = _recording_batcher(BatchLimits(max_wait_s=0.05, split_cost_tokens=0))
+        b.start()
+        await b.submit(_texts(3, 3, 9, 9, 9), time.monotonic() + 10)
+        await b.close(5)
+        return calls
+
+    # Three texts of length 9 would run at ~1.1× the cost per text of a full batch: next call.
+    assert asyncio.run(go()) == [[(2, 3)], [(3, 9)]]
 
 
 @pytest.mark.parametrize(
     ("limits", "lengths", "expected"),
     [
-        (BatchLimits(max_batch_size=4), (2, 2, 2, 7, 7, 7), [[(3, 2), (1, 7)], [(2, 7)]]),  # 4 texts a call
-        (BatchLimits(max_batch_tokens=10), (2, 2, 2, 5, 5), [[(3, 2)], [(2, 5)]]),  # 6 + 5 > 10 tokens
+        (BatchLimits(max_batch_size=6), (2, 2, 2, 7, 7, 7, 7, 7), [[(3, 2), (3, 7)], [(2, 7)]]),  # 6 texts a call
+        (BatchLimits(max_batch_tokens=30), (2, 2, 2, 5, 5, 5, 5, 5), [[(3, 2), (4, 5)], [(1, 5)]]),  # 6 + 20 ≤ 30 tokens
     ],
     ids=["texts", "tokens"],
 )
@@ -159,11 +178,11 @@ def test_batcher_failed_batch_fails_only_its_own_requests() -> None:
         b, calls = _recording_batcher(BatchLimits(max_wait_s=0.05, split_cost_tokens=0), fail_at_length=9)
         b.start()
         short = b.submit(_texts(3, 3), time.monotonic() + 10)
-        long = b.submit(_texts(9), time.monotonic() + 10)
+        long = b.submit(_texts(9, 9, 9, 9), time.monotonic() + 10)
         assert len(await short) == 2
         with pytest.raises(InferenceFailed, match="device lost"):
             await long
-        assert calls == [[(2, 3), (1, 9)]]  # the same engine call
+        assert calls == [[(2, 3), (4, 9)]]  # the same engine call
         await b.close(5)
 
     asyncio.run(go())
