@@ -39,9 +39,9 @@ RunFn = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 Result = tuple[np.ndarray, np.ndarray]  # probabilities (C,), attention (L,)
 # A further batch joins an engine call only if about this many texts can form it: onnxruntime's
 # cost per text is flat from about 4 texts per batch on (1.39× for a lone text, 1.09× for two;
-# docs/SERVING.md), and a smaller group left queued gets company during the call. (Three rounds
-# of five, 32-text requests at c=16: median 3,499 texts/s, against 3,417 when any group joins and
-# 3,407 with one batch per call; single texts at c=64: any group joining cost 10%.)
+# docs/SERVING.md), and a smaller group left queued gets company during the call. (Five
+# alternating rounds, 32-text requests at c=16: median 3,499 texts/s, against 3,417 when any group
+# joins and 3,407 with one batch per call; single texts at c=64: any group joining cost 10%.)
 FURTHER_BATCH_MIN_TEXTS = 4
 Outcome = tuple[tuple[np.ndarray, np.ndarray] | Exception, float]  # a run's outputs or error, and its seconds
 

@@ -98,7 +98,8 @@ async def infer(request: Request) -> Response:
     state: State = request.app.state.svc
     check_key(request, state)
     _check_model(state, request.path_params["name"], request.path_params.get("version"))
-    assert state.predictor is not None and state.meta is not None
+    if state.predictor is None or state.meta is None:  # loaded, but the batcher not started yet
+        raise NotReady("the model is not loaded yet", "retry shortly")
     body = await read_body(request, state.settings.max_body_bytes)
     header = request.headers.get(HEADER)
     req = v2_codec.parse_infer(body, int(header) if header and header.isdigit() else None)
