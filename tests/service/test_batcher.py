@@ -142,16 +142,23 @@ def test_batcher_one_engine_call_runs_each_length_group_apart() -> None:
     assert asyncio.run(go()) == [[(3, 3), (4, 9)]]
 
 
-def test_batcher_leaves_a_small_further_group_queued_for_company() -> None:
+@pytest.mark.parametrize(
+    ("max_wait_s", "expected"),
+    [(0.05, [[(4, 3)], [(3, 9)]]), (0.0, [[(4, 3), (2, 9)], [(1, 9)]])],
+    ids=["fresh-group-waits", "waited-group-runs"],
+)
+def test_batcher_small_further_group_waits_for_company_up_to_max_wait(max_wait_s: float, expected: list[Any]) -> None:
+    # 7 texts × 9 tokens ≥ 30: the queue is full, so the first call starts at once. Three texts of
+    # length 9 would run at ~1.1× the cost per text of a full batch: they join only once they
+    # have waited max_wait (within the call's 30 tokens: 12 + 2 × 9).
     async def go() -> list[list[tuple[int, int]]]:
-        b, calls = _recording_batcher(BatchLimits(max_wait_s=0.05, split_cost_tokens=0))
+        b, calls = _recording_batcher(BatchLimits(max_batch_tokens=30, max_wait_s=max_wait_s, split_cost_tokens=0))
         b.start()
-        await b.submit(_texts(3, 3, 9, 9, 9), time.monotonic() + 10)
+        await b.submit(_texts(3, 3, 3, 3, 9, 9, 9), time.monotonic() + 10)
         await b.close(5)
         return calls
 
-    # Three texts of length 9 would run at ~1.1× the cost per text of a full batch: next call.
-    assert asyncio.run(go()) == [[(2, 3)], [(3, 9)]]
+    assert asyncio.run(go()) == expected
 
 
 @pytest.mark.parametrize(
