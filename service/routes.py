@@ -20,7 +20,8 @@ from service.schemas import RESPONSE_EXAMPLE, ErrorResponse, PredictRequest, Pre
 
 if TYPE_CHECKING:
     from service.app import State
-    from service.predictor import Job
+    from service.batcher import Result
+    from service.predictor import Job, Predictor
 
 
 class JSONBytes(Response):
@@ -143,6 +144,15 @@ def cancel_on_disconnect(request: Request, job: Job) -> Callable[[], None]:
     return stop
 
 
+async def results_unless_gone(request: Request, predictor: Predictor, job: Job) -> list[Result]:
+    """The job's results; its queued texts are dropped if the client disconnects meanwhile."""
+    stop_watching = cancel_on_disconnect(request, job)
+    try:
+        return await predictor.results(job)
+    finally:
+        stop_watching()
+
+
 PREDICT_DOC: dict[str, Any] = {
     "requestBody": {
         "required": True,
@@ -207,9 +217,5 @@ async def predict(request: Request) -> Response:
         raise
     predictor = state.predictor
     job = predictor.submit(req.items(), req.attention, req.timeout_ms)
-    stop_watching = cancel_on_disconnect(request, job)
-    try:
-        results = await predictor.results(job)
-    finally:
-        stop_watching()
+    results = await results_unless_gone(request, predictor, job)
     return Response(orjson.dumps(predictor.respond(job, results)), media_type="application/json")

@@ -14,7 +14,7 @@ from starlette.responses import Response
 
 from service import v2_codec
 from service.errors import NotFound, NotReady
-from service.routes import StateDep, cancel_on_disconnect, check_key, read_body, require_key
+from service.routes import StateDep, check_key, read_body, require_key, results_unless_gone
 
 if TYPE_CHECKING:
     from service.app import State
@@ -105,11 +105,7 @@ async def infer(request: Request) -> Response:
     req = v2_codec.parse_infer(body, int(header) if header and header.isdigit() else None)
     predictor = state.predictor
     job = predictor.submit(req.texts, True, req.timeout_ms)
-    stop_watching = cancel_on_disconnect(request, job)  # a client that leaves has its texts dropped
-    try:
-        results = await predictor.results(job)
-    finally:
-        stop_watching()
+    results = await results_unless_gone(request, predictor, job)
     probs = np.stack([p for p, _ in results])  # (N, C)
     tokens = [enc.surfaces() for enc in job.encoded]
     out = v2_codec.tensors(probs, [a for _, a in results], tokens)
