@@ -25,6 +25,8 @@ from typing import Any
 from uvicorn.protocols.http.flow_control import HIGH_WATER_LIMIT
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from service.conn_share import ConnectionShare
+
 ON_DISCONNECT = "sentiment.on_disconnect"
 
 
@@ -61,8 +63,25 @@ class CoalescingTransport:
 
 
 class CoalescingHttpToolsProtocol(HttpToolsProtocol):
+    # Counts this worker's connections and closes one now and then to even them out over the
+    # workers (service/conn_share.py); None: neither.
+    share: ConnectionShare | None = None
+
+    @classmethod
+    def with_share(cls, share: ConnectionShare) -> type[CoalescingHttpToolsProtocol]:
+        """This protocol for a server whose connections `share` counts (uvicorn takes a class)."""
+        return type(cls.__name__, (cls,), {"share": share})
+
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(CoalescingTransport(transport, self.loop))  # type: ignore[arg-type]
+        if self.share is not None:
+            self.share.opened()
+
+    def on_headers_complete(self) -> None:
+        super().on_headers_complete()
+        cycle = self.cycle
+        if self.share is not None and cycle is not None and cycle.keep_alive and self.share.should_close(self.loop.time()):
+            cycle.keep_alive = False  # uvicorn answers with `connection: close` and closes after it
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
@@ -73,6 +92,8 @@ class CoalescingHttpToolsProtocol(HttpToolsProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         cycle = self.cycle
         super().connection_lost(exc)
+        if self.share is not None:
+            self.share.closed()
         if cycle is not None and cycle.disconnected:  # it went away before its response was complete
             scope: dict[str, Any] = cycle.scope  # type: ignore[assignment]
             for callback in scope.get("extensions", {}).get(ON_DISCONNECT, ()):

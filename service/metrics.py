@@ -52,6 +52,14 @@ class Metrics:
             multiprocess_mode="liveall",
             registry=r,
         )
+        self.connections = Gauge(
+            "sentiment_open_connections", "Open HTTP connections of each worker", multiprocess_mode="liveall", registry=r
+        )
+        self.rebalanced = Counter(
+            "sentiment_connections_rebalanced_total",
+            "Keep-alive connections closed (Connection: close) because their worker held more than its share",
+            registry=r,
+        )
         self.ready = Gauge("sentiment_ready", "1 while the worker is ready", multiprocess_mode="livesum", registry=r)
 
     def _all_workers(self) -> CollectorRegistry | None:

@@ -16,12 +16,13 @@ import os
 import signal
 import socket
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, MutableSequence
 from multiprocessing.synchronize import Event
 from types import FrameType
 
 import uvicorn
 
+from service.conn_share import ConnectionShare
 from service.http_protocol import CoalescingHttpToolsProtocol
 from service.settings import Settings
 
@@ -60,10 +61,20 @@ class DrainingServer(uvicorn.Server):
         asyncio.get_running_loop().call_later(self.settings.shutdown_delay_s, setattr, self, "should_exit", True)
 
 
-def make_server(settings: Settings, metrics_dir: str | None) -> DrainingServer:
+def make_server(settings: Settings, metrics_dir: str | None, counts: MutableSequence[int] | None = None, index: int = 0) -> DrainingServer:
+    """`counts`: every worker's open connections, shared between the workers (one slot each;
+    this worker's is `index`); None for a single worker."""
     from service.app import create_app
 
     app = create_app(settings, metrics_dir)
+    metrics = app.state.svc.metrics
+    share = ConnectionShare(
+        [0] if counts is None else counts,
+        index,
+        rebalance=settings.rebalance_connections,
+        gauge=metrics.connections,
+        closes=metrics.rebalanced,
+    )
     config = uvicorn.Config(
         app,
         host=settings.host,
@@ -72,7 +83,8 @@ def make_server(settings: Settings, metrics_dir: str | None) -> DrainingServer:
         access_log=False,
         timeout_graceful_shutdown=int(settings.drain_timeout_s) or 1,
         lifespan="on",
-        http=CoalescingHttpToolsProtocol,  # httptools, with a response's head and body in one send
+        # httptools, with a response's head and body in one send, and connections counted
+        http=CoalescingHttpToolsProtocol.with_share(share),
         loop="uvloop",
     )
     return DrainingServer(config, settings, app.state.svc.start_draining)
@@ -110,7 +122,9 @@ def cpu_shares(allowed: set[int], workers: int) -> list[set[int]] | None:
     return shares
 
 
-def _worker(settings: Settings, metrics_dir: str | None, cpus: set[int] | None, armed: Event) -> None:
+def _worker(
+    settings: Settings, metrics_dir: str | None, cpus: set[int] | None, armed: Event, counts: MutableSequence[int], index: int
+) -> None:
     from service import logs
 
     # Until uvicorn installs its own handlers (after imports, app creation and socket setup), a
@@ -133,7 +147,7 @@ def _worker(settings: Settings, metrics_dir: str | None, cpus: set[int] | None, 
     if cpus is not None:
         os.sched_setaffinity(0, cpus)  # before onnxruntime starts its threads: they inherit it
         log.info("worker pinned to CPUs %s", sorted(cpus))
-    server = make_server(settings, metrics_dir)
+    server = make_server(settings, metrics_dir, counts, index)
     server.run(sockets=[listen_socket(settings.host, settings.port)])
 
 
@@ -154,8 +168,9 @@ def serve(settings: Settings) -> None:
     can_pin = settings.pin_workers and hasattr(os, "sched_setaffinity")
     shares = cpu_shares(os.sched_getaffinity(0), settings.workers) if can_pin else None
     armed = [ctx.Event() for _ in range(settings.workers)]
+    counts = ctx.RawArray("i", settings.workers)  # each worker's open connections (service/conn_share.py)
     procs = [
-        ctx.Process(target=_worker, args=(settings, metrics_dir, shares[i] if shares else None, armed[i]), name=f"worker-{i}")
+        ctx.Process(target=_worker, args=(settings, metrics_dir, shares[i] if shares else None, armed[i], counts, i), name=f"worker-{i}")
         for i in range(settings.workers)
     ]
     stopping = False

@@ -24,6 +24,10 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
     workers: int = Field(1, ge=1, le=64, description="server processes, each with its own engine and batcher")
+    rebalance_connections: bool = Field(
+        True,
+        description="with several workers, one holding more than its share of connections closes one now and then (Connection: close)",
+    )
     pin_workers: bool = Field(
         True, description="with several workers, split the CPUs this process may use between them and pin each to its share"
     )

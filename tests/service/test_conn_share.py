@@ -1,0 +1,52 @@
+"""The connection share's rule, on a plain list standing in for the array the workers share."""
+
+from __future__ import annotations
+
+from service.conn_share import ConnectionShare
+
+
+class Count:
+    def __init__(self) -> None:
+        self.value = 0.0
+
+    def inc(self, amount: float = 1) -> None:
+        self.value += amount
+
+    def dec(self, amount: float = 1) -> None:
+        self.value -= amount
+
+
+def test_connection_share_counts_its_own_slot_and_gauge() -> None:
+    counts, gauge = [0, 5], Count()
+    share = ConnectionShare(counts, 0, gauge=gauge)
+    share.opened()
+    share.opened()
+    share.closed()
+    assert counts == [1, 5]
+    assert gauge.value == 1
+
+
+def test_connection_share_closes_only_above_its_fair_share() -> None:
+    counts, closes = [33, 31], Count()
+    share = ConnectionShare(counts, 0, closes=closes)
+    assert share.should_close(10.0)
+    assert closes.value == 1
+    counts[0] = 32  # the client reconnected to the other worker
+    counts[1] = 32
+    assert not share.should_close(20.0)
+    counts[:] = [33, 32]  # 65 connections: 33 is this worker's fair share (rounded up)
+    assert not share.should_close(30.0)
+
+
+def test_connection_share_closes_at_most_once_per_cooldown() -> None:
+    counts = [40, 24]
+    share = ConnectionShare(counts, 0, cooldown_s=0.05)
+    assert share.should_close(1.0)
+    assert not share.should_close(1.04)  # still cooling down, though still above its share
+    assert share.should_close(1.051)
+
+
+def test_connection_share_never_closes_when_off_or_alone() -> None:
+    assert not ConnectionShare([40, 24], 0, rebalance=False).should_close(1.0)
+    assert not ConnectionShare([40], 0).should_close(1.0)
+    assert not ConnectionShare([24, 40], 0).should_close(1.0)  # the other worker's business
