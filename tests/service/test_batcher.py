@@ -180,6 +180,22 @@ def test_batcher_call_stays_within_both_limits_in_all(limits: BatchLimits, lengt
     assert asyncio.run(go()) == expected
 
 
+def test_batcher_token_budget_counts_the_next_live_text_not_a_cancelled_one() -> None:
+    async def go() -> list[list[tuple[int, int]]]:
+        b, calls = _recording_batcher(BatchLimits(max_batch_tokens=30, max_wait_s=0.0, split_cost_tokens=0))
+        b.start()
+        short = b.submit(_texts(3, 3, 3, 3), time.monotonic() + 10)  # 12 tokens
+        gone = b.submit(_texts(2), time.monotonic() + 10)  # would fit the 18 left, but its client left
+        long = b.submit(_texts(20), time.monotonic() + 10)  # does not fit: its own call
+        gone.cancel()
+        await short
+        await long
+        await b.close(5)
+        return calls
+
+    assert asyncio.run(go()) == [[(4, 3)], [(1, 20)]]
+
+
 def test_batcher_failed_batch_fails_only_its_own_requests() -> None:
     async def go() -> None:
         b, calls = _recording_batcher(BatchLimits(max_wait_s=0.05, split_cost_tokens=0), fail_at_length=9)
