@@ -12,13 +12,23 @@ only its own slot, the others only read it: a heuristic needs no lock). A worker
 than its fair share (the total divided by the workers, rounded up) answers one request with
 `Connection: close`, at most once per `cooldown_s`; the client reconnects and the kernel deals the
 new connection again. The cooldown keeps the workers from closing many connections at once and
-swinging the imbalance the other way before the clients have reconnected.
+swinging the imbalance the other way before the clients have reconnected. When a worker exits,
+the launcher marks its slot dead: the survivors share the connections among themselves (a killed
+worker's last count would otherwise stay in the array, and a survivor would keep closing
+connections to make room for it).
 """
 
 from __future__ import annotations
 
 from collections.abc import MutableSequence
 from typing import Protocol
+
+DEAD = -1  # the slot of a worker that exited: it neither holds connections nor takes a share
+
+
+def mark_dead(counts: MutableSequence[int], index: int) -> None:
+    """For the launcher, when worker `index` has exited: the others stop making room for it."""
+    counts[index] = DEAD
 
 
 class _Gauge(Protocol):
@@ -67,8 +77,8 @@ class ConnectionShare:
             return False
         counts = self._counts
         mine = counts[self._index]
-        workers = len(counts)
-        fair = -(-sum(counts) // workers)  # ceil: with 65 connections on 2 workers, 33 is fair
+        live = [n for n in counts if n != DEAD]
+        fair = -(-sum(live) // len(live))  # ceil: with 65 connections on 2 workers, 33 is fair
         if mine <= fair:
             return False
         self._last_close = now

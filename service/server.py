@@ -17,12 +17,14 @@ import signal
 import socket
 import tempfile
 from collections.abc import Callable, MutableSequence
+from multiprocessing.connection import wait as mp_wait
 from multiprocessing.synchronize import Event
 from types import FrameType
+from typing import cast
 
 import uvicorn
 
-from service.conn_share import ConnectionShare
+from service.conn_share import ConnectionShare, mark_dead
 from service.http_protocol import CoalescingHttpToolsProtocol
 from service.settings import Settings
 
@@ -196,9 +198,14 @@ def serve(settings: Settings) -> None:
         if not stopping:
             p.start()
     log.info("started %d workers on %s:%d", len(procs), settings.host, settings.port)
-    for p in procs:
-        if p.pid is not None:
-            p.join()
+    waiting = {p.sentinel: i for i, p in enumerate(procs) if p.pid is not None}
+    while waiting:  # as each worker exits, whichever comes first
+        for sentinel in mp_wait(list(waiting)):
+            i = waiting.pop(cast(int, sentinel))
+            procs[i].join()
+            mark_dead(counts, i)  # the survivors stop making room for its connections
+            if procs[i].exitcode and not stopping:  # killed or crashed (Ctrl+C's workers exit 0)
+                log.error("worker %d exited with code %s; %d left", i, procs[i].exitcode, len(waiting))
     guard.close()
     codes = [p.exitcode for p in procs if p.pid is not None]
     log.info("all workers stopped", extra={"exit_codes": codes})

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from service.conn_share import ConnectionShare
+from service.conn_share import ConnectionShare, mark_dead
 
 
 class Count:
@@ -50,3 +50,11 @@ def test_connection_share_never_closes_when_off_or_alone() -> None:
     assert not ConnectionShare([40, 24], 0, rebalance=False).should_close(1.0)
     assert not ConnectionShare([40], 0).should_close(1.0)
     assert not ConnectionShare([24, 40], 0).should_close(1.0)  # the other worker's business
+
+
+def test_connection_share_leaves_dead_workers_out_of_the_fair_share() -> None:
+    counts = [8, 4]  # the second worker was killed holding 4 connections
+    share = ConnectionShare(counts, 0)
+    assert share.should_close(1.0)  # 8 > (8 + 4) / 2, so it would make room for the dead one
+    mark_dead(counts, 1)
+    assert not share.should_close(2.0)  # alone, all 8 are its share

@@ -193,6 +193,38 @@ def test_two_workers_keep_alive_connections_settle_evenly(start_server: StartSer
     assert sorted(float(g) for g in gauges) == [8.0, 8.0], gauges
 
 
+def test_two_workers_dead_worker_stops_counting_in_the_share(start_server: StartServer) -> None:
+    s = start_server(workers=2)
+    s.client.close()
+    clients = [httpx.Client(base_url=s.url, limits=httpx.Limits(max_connections=1)) for _ in range(8)]
+
+    def ask(c: httpx.Client) -> httpx.Response:
+        try:
+            return c.get("/healthz")
+        except httpx.TransportError:  # its worker was killed: the pool reconnects on the next try
+            return c.get("/healthz")
+
+    try:
+        end = time.monotonic() + 10
+        while len(set(pids := [ask(c).json()["pid"] for c in clients])) < 2:  # until both hold some
+            assert time.monotonic() < end, pids
+        victim = pids[0]
+        os.kill(victim, signal.SIGKILL)  # it dies holding connections: its count stays in the array
+        time.sleep(0.5)
+        assert {ask(c).json()["pid"] for c in clients} != {victim}  # all on the survivor now
+        # The survivor holds all 8: with the dead worker's count left in the array it would keep
+        # closing connections to make room for it, one every 50 ms.
+        closes = 0
+        end = time.monotonic() + 1.0
+        while time.monotonic() < end:
+            closes += sum(ask(c).headers.get("connection") == "close" for c in clients)
+    finally:
+        for c in clients:
+            c.close()
+    assert closes == 0
+    assert re.search(r"worker \d exited with code -9; 1 left", s.logs())
+
+
 def test_two_workers_sigterm_during_start_up_exits_cleanly(start_server: StartServer) -> None:
     s = start_server(ready=False, workers=2)
     end = time.monotonic() + 30
