@@ -54,6 +54,7 @@ class ConnectionShare:
         closes: _Counter | None = None,
     ) -> None:
         self._counts, self._index = counts, index
+        counts[index] = 0  # alive, no connections yet (a replaced worker's slot was marked dead)
         self._rebalance = rebalance and len(counts) > 1
         self._cooldown_s = cooldown_s
         self._last_close = float("-inf")

@@ -5,6 +5,10 @@ serving for `shutdown_delay_s` (time for a load balancer to notice), then stops 
 connections, lets every accepted request finish (up to `drain_timeout_s`) and drains the batcher.
 A second signal forces exit. With several workers the parent forwards SIGTERM to each, once
 each has its handler: a worker signalled while it is still starting exits at once, cleanly.
+
+A worker that dies after it started serving (killed, out of memory) is replaced by a new one; one
+that dies before it served (bad artifact, missing provider) stops the server with exit code 1: a
+new one would die the same way.
 """
 
 from __future__ import annotations
@@ -17,12 +21,15 @@ import signal
 import socket
 import tempfile
 from collections.abc import Callable, MutableSequence
+from dataclasses import dataclass
 from multiprocessing.connection import wait as mp_wait
+from multiprocessing.process import BaseProcess
 from multiprocessing.synchronize import Event
 from types import FrameType
 from typing import cast
 
 import uvicorn
+from prometheus_client import multiprocess
 
 from service.conn_share import ConnectionShare, mark_dead
 from service.http_protocol import CoalescingHttpToolsProtocol
@@ -32,10 +39,17 @@ log = logging.getLogger(__name__)
 
 
 class DrainingServer(uvicorn.Server):
-    def __init__(self, config: uvicorn.Config, settings: Settings, on_signal: Callable[[], None]) -> None:
+    def __init__(
+        self, config: uvicorn.Config, settings: Settings, on_signal: Callable[[], None], on_started: Callable[[], None] | None = None
+    ) -> None:
         super().__init__(config)
-        self.settings, self.on_signal = settings, on_signal
+        self.settings, self.on_signal, self.on_started = settings, on_signal, on_started
         self.signalled = False
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        if self.started and self.on_started is not None:  # listening (uvicorn's lifespan ran)
+            self.on_started()
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         if self.signalled:  # second signal: stop now
@@ -63,9 +77,15 @@ class DrainingServer(uvicorn.Server):
         asyncio.get_running_loop().call_later(self.settings.shutdown_delay_s, setattr, self, "should_exit", True)
 
 
-def make_server(settings: Settings, metrics_dir: str | None, counts: MutableSequence[int] | None = None, index: int = 0) -> DrainingServer:
+def make_server(
+    settings: Settings,
+    metrics_dir: str | None,
+    counts: MutableSequence[int] | None = None,
+    index: int = 0,
+    on_started: Callable[[], None] | None = None,
+) -> DrainingServer:
     """`counts`: every worker's open connections, shared between the workers (one slot each;
-    this worker's is `index`); None for a single worker."""
+    this worker's is `index`); None for a single worker. `on_started`: called once listening."""
     from service.app import create_app
 
     app = create_app(settings, metrics_dir)
@@ -89,7 +109,7 @@ def make_server(settings: Settings, metrics_dir: str | None, counts: MutableSequ
         http=CoalescingHttpToolsProtocol.with_share(share),
         loop="uvloop",
     )
-    return DrainingServer(config, settings, app.state.svc.start_draining)
+    return DrainingServer(config, settings, app.state.svc.start_draining, on_started)
 
 
 def listen_socket(host: str, port: int) -> socket.socket:
@@ -125,7 +145,13 @@ def cpu_shares(allowed: set[int], workers: int) -> list[set[int]] | None:
 
 
 def _worker(
-    settings: Settings, metrics_dir: str | None, cpus: set[int] | None, armed: Event, counts: MutableSequence[int], index: int
+    settings: Settings,
+    metrics_dir: str | None,
+    cpus: set[int] | None,
+    armed: Event,
+    serving: Event,
+    counts: MutableSequence[int],
+    index: int,
 ) -> None:
     from service import logs
 
@@ -149,8 +175,17 @@ def _worker(
     if cpus is not None:
         os.sched_setaffinity(0, cpus)  # before onnxruntime starts its threads: they inherit it
         log.info("worker pinned to CPUs %s", sorted(cpus))
-    server = make_server(settings, metrics_dir, counts, index)
+    server = make_server(settings, metrics_dir, counts, index, serving.set)
     server.run(sockets=[listen_socket(settings.host, settings.port)])
+
+
+@dataclass
+class _Slot:
+    """One worker process and what it reports as it starts."""
+
+    process: BaseProcess
+    armed: Event  # its SIGTERM handler is installed: the parent may forward the signal
+    serving: Event  # it got as far as listening: if it dies later, a new one is started
 
 
 def serve(settings: Settings) -> None:
@@ -169,24 +204,26 @@ def serve(settings: Settings) -> None:
     ctx = mp.get_context("spawn")
     can_pin = settings.pin_workers and hasattr(os, "sched_setaffinity")
     shares = cpu_shares(os.sched_getaffinity(0), settings.workers) if can_pin else None
-    armed = [ctx.Event() for _ in range(settings.workers)]
     counts = ctx.RawArray("i", settings.workers)  # each worker's open connections (service/conn_share.py)
-    procs = [
-        ctx.Process(target=_worker, args=(settings, metrics_dir, shares[i] if shares else None, armed[i], counts, i), name=f"worker-{i}")
-        for i in range(settings.workers)
-    ]
+
+    def new_slot(i: int) -> _Slot:
+        armed, serving = ctx.Event(), ctx.Event()
+        args = (settings, metrics_dir, shares[i] if shares else None, armed, serving, counts, i)
+        return _Slot(ctx.Process(target=_worker, args=args, name=f"worker-{i}"), armed, serving)
+
+    slots = [new_slot(i) for i in range(settings.workers)]
     stopping = False
 
     def forward(sig: int, _: FrameType | None) -> None:
         nonlocal stopping
         stopping = True  # workers not started yet are not started at all
-        for p, ready in zip(procs, armed, strict=True):
-            if p.pid is None:
-                continue
+        for slot in list(slots):
+            p = slot.process
             # A worker still importing has no handler yet and would die of the signal: wait
             # until it has one (it then exits at once, cleanly, having accepted nothing).
-            ready.wait(30)
-            if p.is_alive():
+            while p.pid is not None and p.is_alive() and not slot.armed.wait(0.05):
+                pass
+            if p.pid is not None and p.is_alive():
                 os.kill(p.pid, sig)
 
     # SIGTERM (docker stop, Kubernetes) reaches only this process: pass it on. Ctrl+C's SIGINT
@@ -194,20 +231,34 @@ def serve(settings: Settings) -> None:
     # worker's second signal, which means "exit now" instead of "drain".
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    for p in procs:
+    for slot in slots:
         if not stopping:
-            p.start()
-    log.info("started %d workers on %s:%d", len(procs), settings.host, settings.port)
-    waiting = {p.sentinel: i for i, p in enumerate(procs) if p.pid is not None}
+            slot.process.start()
+    log.info("started %d workers on %s:%d", len(slots), settings.host, settings.port)
+    failed = False
+    waiting = {slot.process.sentinel: i for i, slot in enumerate(slots) if slot.process.pid is not None}
     while waiting:  # as each worker exits, whichever comes first
         for sentinel in mp_wait(list(waiting)):
             i = waiting.pop(cast(int, sentinel))
-            procs[i].join()
-            mark_dead(counts, i)  # the survivors stop making room for its connections
-            if procs[i].exitcode and not stopping:  # killed or crashed (Ctrl+C's workers exit 0)
-                log.error("worker %d exited with code %s; %d left", i, procs[i].exitcode, len(waiting))
+            dead = slots[i]
+            dead.process.join()
+            code, pid = dead.process.exitcode, dead.process.pid
+            mark_dead(counts, i)  # the others stop making room for its connections
+            multiprocess.mark_process_dead(pid, metrics_dir)  # its live gauges (ready, info) go
+            if stopping or not code:  # drained on a signal (Ctrl+C's workers exit 0 on their own)
+                failed = failed or bool(code)
+                continue
+            if dead.serving.is_set():  # it was serving, then died (killed, out of memory)
+                log.error("worker %d (pid %s) exited with code %s; starting a new one", i, pid, code)
+                slots[i] = new_slot(i)
+                slots[i].process.start()
+                waiting[slots[i].process.sentinel] = i
+            else:  # it died starting: a new one would too (bad artifact, missing provider)
+                log.error("worker %d exited with code %s before serving; stopping the server", i, code)
+                failed = True
+                forward(signal.SIGTERM, None)
     guard.close()
-    codes = [p.exitcode for p in procs if p.pid is not None]
+    codes = [slot.process.exitcode for slot in slots if slot.process.pid is not None]
     log.info("all workers stopped", extra={"exit_codes": codes})
-    if any(codes):
+    if failed:
         raise SystemExit(1)
