@@ -3,12 +3,9 @@
 Shutdown, on SIGTERM or SIGINT: the worker reports not-ready at once (/readyz 503) but keeps
 serving for `shutdown_delay_s` (time for a load balancer to notice), then stops accepting
 connections, lets every accepted request finish (up to `drain_timeout_s`) and drains the batcher.
-A second signal forces exit. With several workers the parent forwards SIGTERM to each, once
-each has its handler: a worker signalled while it is still starting exits at once, cleanly.
-
-A worker that dies after it started serving (killed, out of memory) is replaced by a new one; one
-that dies before it served (bad artifact, missing provider) stops the server with exit code 1: a
-new one would die the same way.
+A second signal forces exit. With several workers the parent (service/supervisor.py) forwards
+SIGTERM to each, once each has its handler: a worker signalled while it is still starting exits at
+once, cleanly. It replaces a worker that dies after it started serving.
 """
 
 from __future__ import annotations
@@ -21,19 +18,16 @@ import signal
 import socket
 import tempfile
 from collections.abc import Callable, MutableSequence
-from dataclasses import dataclass
-from multiprocessing.connection import wait as mp_wait
-from multiprocessing.process import BaseProcess
 from multiprocessing.synchronize import Event
 from types import FrameType
-from typing import cast
+from typing import Any
 
 import uvicorn
-from prometheus_client import multiprocess
 
-from service.conn_share import ConnectionShare, mark_dead
+from service.conn_share import ConnectionShare
 from service.http_protocol import CoalescingHttpToolsProtocol
 from service.settings import Settings
+from service.supervisor import Supervisor
 
 log = logging.getLogger(__name__)
 
@@ -179,18 +173,9 @@ def _worker(
     server.run(sockets=[listen_socket(settings.host, settings.port)])
 
 
-@dataclass
-class _Slot:
-    """One worker process and what it reports as it starts."""
-
-    process: BaseProcess
-    armed: Event  # its SIGTERM handler is installed: the parent may forward the signal
-    serving: Event  # it got as far as listening: if it dies later, a new one is started
-
-
 def serve(settings: Settings) -> None:
     """Serve until signalled. Prometheus multiprocess mode is on whenever workers > 1. Several
-    workers need a fixed port (each binds it with SO_REUSEPORT)."""
+    workers need a fixed port (each binds it with SO_REUSEPORT); service/supervisor.py runs them."""
     if settings.workers == 1:
         make_server(settings, None).run()
         return
@@ -206,59 +191,14 @@ def serve(settings: Settings) -> None:
     shares = cpu_shares(os.sched_getaffinity(0), settings.workers) if can_pin else None
     counts = ctx.RawArray("i", settings.workers)  # each worker's open connections (service/conn_share.py)
 
-    def new_slot(i: int) -> _Slot:
-        armed, serving = ctx.Event(), ctx.Event()
-        args = (settings, metrics_dir, shares[i] if shares else None, armed, serving, counts, i)
-        return _Slot(ctx.Process(target=_worker, args=args, name=f"worker-{i}"), armed, serving)
+    def args(i: int, armed: Event, serving: Event) -> tuple[Any, ...]:
+        return settings, metrics_dir, shares[i] if shares else None, armed, serving, counts, i
 
-    slots = [new_slot(i) for i in range(settings.workers)]
-    stopping = False
-
-    def forward(sig: int, _: FrameType | None) -> None:
-        nonlocal stopping
-        stopping = True  # workers not started yet are not started at all
-        for slot in list(slots):
-            p = slot.process
-            # A worker still importing has no handler yet and would die of the signal: wait
-            # until it has one (it then exits at once, cleanly, having accepted nothing).
-            while p.pid is not None and p.is_alive() and not slot.armed.wait(0.05):
-                pass
-            if p.pid is not None and p.is_alive():
-                os.kill(p.pid, sig)
-
-    # SIGTERM (docker stop, Kubernetes) reaches only this process: pass it on. Ctrl+C's SIGINT
-    # already reaches every process of the terminal's group; forwarding it too would be each
-    # worker's second signal, which means "exit now" instead of "drain".
-    signal.signal(signal.SIGTERM, forward)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    for slot in slots:
-        if not stopping:
-            slot.process.start()
-    log.info("started %d workers on %s:%d", len(slots), settings.host, settings.port)
-    failed = False
-    waiting = {slot.process.sentinel: i for i, slot in enumerate(slots) if slot.process.pid is not None}
-    while waiting:  # as each worker exits, whichever comes first
-        for sentinel in mp_wait(list(waiting)):
-            i = waiting.pop(cast(int, sentinel))
-            dead = slots[i]
-            dead.process.join()
-            code, pid = dead.process.exitcode, dead.process.pid
-            mark_dead(counts, i)  # the others stop making room for its connections
-            multiprocess.mark_process_dead(pid, metrics_dir)  # its live gauges (ready, info) go
-            if stopping or not code:  # drained on a signal (Ctrl+C's workers exit 0 on their own)
-                failed = failed or bool(code)
-                continue
-            if dead.serving.is_set():  # it was serving, then died (killed, out of memory)
-                log.error("worker %d (pid %s) exited with code %s; starting a new one", i, pid, code)
-                slots[i] = new_slot(i)
-                slots[i].process.start()
-                waiting[slots[i].process.sentinel] = i
-            else:  # it died starting: a new one would too (bad artifact, missing provider)
-                log.error("worker %d exited with code %s before serving; stopping the server", i, code)
-                failed = True
-                forward(signal.SIGTERM, None)
+    workers = Supervisor(ctx, settings.workers, _worker, args, counts, metrics_dir)
+    workers.start()
+    log.info("started %d workers on %s:%d", settings.workers, settings.host, settings.port)
+    codes = workers.wait()
     guard.close()
-    codes = [slot.process.exitcode for slot in slots if slot.process.pid is not None]
     log.info("all workers stopped", extra={"exit_codes": codes})
-    if failed:
+    if workers.failed:
         raise SystemExit(1)

@@ -6,13 +6,10 @@ import concurrent.futures as cf
 import contextlib
 import os
 import re
-import shutil
 import signal
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -164,96 +161,6 @@ def test_two_workers_metrics_report_all_processes(start_server: StartServer) -> 
     # SIGTERM to the parent (as docker stop sends it) drains both workers and exits 0.
     assert s.stop() == 0
     assert s.logs().count('"msg":"stopped"') == 2
-
-
-def test_two_workers_keep_alive_connections_settle_evenly(start_server: StartServer) -> None:
-    s = start_server(workers=2)
-    s.client.close()  # its idle keep-alive connection would count in one worker's share
-    # 16 keep-alive clients: the kernel deals their connections to the workers by a hash of the
-    # addresses (an even 8/8 only 1 time in 5). A worker above its share answers one request with
-    # `Connection: close`, now and then, until the clients' reconnections even out.
-    clients = [httpx.Client(base_url=s.url, limits=httpx.Limits(max_connections=1)) for _ in range(16)]
-    end = time.monotonic() + 3.0
-
-    def keep_asking(c: httpx.Client) -> int:
-        pid = 0
-        while time.monotonic() < end:
-            pid = c.get("/healthz").json()["pid"]
-            time.sleep(0.005)
-        return int(pid)
-
-    try:
-        with cf.ThreadPoolExecutor(len(clients)) as pool:
-            last_pids = list(pool.map(keep_asking, clients))
-        per_worker = sorted(Counter(last_pids).values())
-        m = clients[0].get("/metrics").text  # on a connection already counted
-    finally:
-        for c in clients:
-            c.close()
-    assert per_worker == [8, 8], per_worker
-    gauges = re.findall(r"sentiment_open_connections\{[^}]*\} (\S+)", m)
-    assert sorted(float(g) for g in gauges) == [8.0, 8.0], gauges
-
-
-def test_two_workers_killed_worker_is_replaced_and_connections_even_out(start_server: StartServer) -> None:
-    s = start_server(workers=2)
-    s.client.close()
-    clients = [httpx.Client(base_url=s.url, limits=httpx.Limits(max_connections=1)) for _ in range(8)]
-
-    def pid_of(c: httpx.Client) -> int:
-        for _ in range(20):
-            try:
-                return int(c.get("/healthz").json()["pid"])
-            except httpx.TransportError:  # its worker was killed: the pool reconnects on the next try
-                time.sleep(0.05)  # (a connection made while the dead worker's socket closes is reset)
-        raise AssertionError("no worker answered")
-
-    def settled(pids: set[int] | None, timeout: float) -> list[int]:
-        """The clients' workers once they are 4/4 over two live workers (not in `pids`, if given)."""
-        end = time.monotonic() + timeout
-        while True:
-            now = [pid_of(c) for c in clients]
-            if sorted(Counter(now).values()) == [4, 4] and (pids is None or pids.isdisjoint(now)):
-                return now
-            assert time.monotonic() < end, now
-            time.sleep(0.01)
-
-    try:
-        before = settled(None, 10)
-        victim = before[0]
-        os.kill(victim, signal.SIGKILL)  # it dies holding 4 connections
-        after = settled({victim}, 30)
-        assert victim not in after and len(set(after) & set(before)) == 1  # the survivor and a new worker
-        end = time.monotonic() + 10
-        while clients[0].get("/readyz").status_code != 200:  # until the new one has warmed up too
-            assert time.monotonic() < end
-            time.sleep(0.05)
-        m = clients[0].get("/metrics").text
-    finally:
-        for c in clients:
-            c.close()
-    assert re.search(rf"worker \d \(pid {victim}\) exited with code -9; starting a new one", s.logs())
-    # The dead worker's live gauges went with it: two workers report, not three.
-    assert set(re.findall(r'sentiment_model_info\{[^}]*pid="(\d+)"', m)) == {str(p) for p in after}
-    assert s.stop() == 0  # replaced, then drained: a clean exit
-
-
-def test_two_workers_worker_dying_before_it_serves_stops_the_server(start_server: StartServer, tiny_artifact: Path, tmp_path: Path) -> None:
-    broken = tmp_path / "broken"
-    shutil.copytree(tiny_artifact, broken)
-    (broken / "model.onnx").write_bytes(b"not an onnx model")
-    s = start_server(ready=False, workers=2, artifact=broken)
-    assert s.proc.wait(60) == 1, s.logs()  # no restart loop: a new worker would die the same way
-    assert "before serving; stopping the server" in s.logs()
-
-
-def test_two_workers_sigterm_during_start_up_exits_cleanly(start_server: StartServer) -> None:
-    s = start_server(ready=False, workers=2)
-    end = time.monotonic() + 30
-    while "started 2 workers" not in s.logs():  # the workers are being spawned, still importing
-        assert time.monotonic() < end, s.logs()
-        time.sleep(0.01)
-    assert s.stop() == 0, s.logs()
 
 
 V2_TWO_TEXTS = {"inputs": [{"name": "TEXT", "datatype": "BYTES", "shape": [2, 1], "data": ["never", "mind"]}]}

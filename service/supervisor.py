@@ -1,0 +1,136 @@
+"""Several worker processes: start them, pass signals on, replace one that dies while serving.
+
+- SIGTERM (docker stop, Kubernetes) reaches only this process. Its handler only takes note; the
+  loop, which waits on the workers and on a wake-up socket at once, passes the signal on to each
+  worker once that worker has installed its own handler (a worker still importing would die of
+  it; signalled once armed, it exits at once, cleanly, having accepted nothing). Done in the
+  handler itself, that wait could last as long as an import, and the handler could run in the
+  middle of starting a replacement worker and miss it.
+- Ctrl+C's SIGINT already reaches every process of the terminal's group: it is ignored here (a
+  forwarded copy would be each worker's second signal, which means "exit now", not "drain").
+- A worker that exits with a non-zero code while the server is not stopping is replaced if it had
+  got as far as serving (killed, out of memory). If it had not (bad artifact, missing provider),
+  a new one would die the same way: the others are stopped and the server exits 1.
+- An exited worker's connection-share slot is marked dead and its live Prometheus gauges are
+  removed (prometheus-client's `mark_process_dead`), so the others stop counting it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import socket
+from collections.abc import Callable, MutableSequence
+from dataclasses import dataclass
+from multiprocessing.connection import wait
+from multiprocessing.context import SpawnContext
+from multiprocessing.process import BaseProcess
+from multiprocessing.synchronize import Event
+from types import FrameType
+from typing import Any, cast
+
+from prometheus_client import multiprocess
+
+from service.conn_share import mark_dead
+
+log = logging.getLogger(__name__)
+
+# What a worker process is started with, given its index and its two events (armed, serving).
+WorkerArgs = Callable[[int, Event, Event], tuple[Any, ...]]
+
+
+@dataclass
+class Slot:
+    process: BaseProcess
+    armed: Event  # its SIGTERM handler is installed: signals may be passed on to it
+    serving: Event  # it got as far as listening: if it dies later, a new one is started
+
+
+class Supervisor:
+    def __init__(
+        self,
+        ctx: SpawnContext,
+        workers: int,
+        target: Callable[..., None],
+        args: WorkerArgs,
+        counts: MutableSequence[int],
+        metrics_dir: str,
+    ) -> None:
+        self.ctx, self.target, self.args, self.counts, self.metrics_dir = ctx, target, args, counts, metrics_dir
+        self.slots = [self._new(i) for i in range(workers)]
+        self.signals: list[int] = []  # received, not yet passed on
+        self.stopping = False
+        self.failed = False  # a worker failed: the server exits 1
+        self._wake_r, self._wake_w = socket.socketpair()
+
+    def _new(self, i: int) -> Slot:
+        armed, serving = self.ctx.Event(), self.ctx.Event()
+        return Slot(self.ctx.Process(target=self.target, args=self.args(i, armed, serving), name=f"worker-{i}"), armed, serving)
+
+    def _on_signal(self, sig: int, _: FrameType | None) -> None:
+        self.stopping = True  # workers not started yet are not started at all
+        self.signals.append(sig)  # signal.set_wakeup_fd wakes the loop
+
+    def start(self) -> None:
+        for s in (self._wake_r, self._wake_w):
+            s.setblocking(False)
+        signal.set_wakeup_fd(self._wake_w.fileno())
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        for slot in self.slots:
+            if not self.stopping:
+                slot.process.start()
+
+    def wait(self) -> list[int | None]:
+        """Until every worker has exited; their (last) exit codes."""
+        waiting = {slot.process.sentinel: i for i, slot in enumerate(self.slots) if slot.process.pid is not None}
+        while waiting:
+            ready = wait([*waiting, self._wake_r])
+            self._pass_on_signals()
+            for obj in ready:
+                if obj is self._wake_r:
+                    with contextlib.suppress(BlockingIOError):
+                        self._wake_r.recv(64)
+                    continue
+                i = waiting.pop(cast(int, obj))  # a sentinel: an int file descriptor
+                replacement = self._exited(i)
+                if replacement is not None:
+                    waiting[replacement.process.sentinel] = i
+        signal.set_wakeup_fd(-1)
+        self._wake_r.close()
+        self._wake_w.close()
+        return [slot.process.exitcode for slot in self.slots if slot.process.pid is not None]
+
+    def _pass_on_signals(self) -> None:
+        while self.signals:
+            sig = self.signals.pop(0)
+            for slot in self.slots:
+                p = slot.process
+                while p.pid is not None and p.is_alive() and not slot.armed.wait(0.05):
+                    pass  # still importing: it has no handler yet
+                if p.pid is not None and p.is_alive():
+                    os.kill(p.pid, sig)
+
+    def _exited(self, i: int) -> Slot | None:
+        """Worker i has exited: clean up after it; its replacement, if it gets one."""
+        dead = self.slots[i]
+        dead.process.join()
+        code, pid = dead.process.exitcode, dead.process.pid
+        mark_dead(self.counts, i)  # the others stop making room for its connections
+        if pid is not None:
+            multiprocess.mark_process_dead(pid, self.metrics_dir)  # its live gauges (ready, info) go
+        if self.stopping or not code:  # drained on a signal (Ctrl+C's workers exit 0 on their own)
+            self.failed = self.failed or bool(code)
+            return None
+        if dead.serving.is_set():  # it was serving, then died (killed, out of memory)
+            log.error("worker %d (pid %s) exited with code %s; starting a new one", i, pid, code)
+            self.slots[i] = self._new(i)
+            self.slots[i].process.start()
+            return self.slots[i]
+        log.error("worker %d exited with code %s before serving; stopping the server", i, code)
+        self.failed = self.stopping = True
+        self.signals.append(signal.SIGTERM)
+        self._pass_on_signals()
+        return None

@@ -1,0 +1,80 @@
+"""The supervisor of several workers, on real two-worker servers: signals at start-up, a worker
+killed while serving, a worker that cannot start."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+
+from tests.service.conftest import Server
+
+StartServer = Callable[..., Server]
+
+
+def test_two_workers_killed_worker_is_replaced_and_connections_even_out(start_server: StartServer) -> None:
+    s = start_server(workers=2)
+    s.client.close()
+    clients = [httpx.Client(base_url=s.url, limits=httpx.Limits(max_connections=1)) for _ in range(8)]
+
+    def pid_of(c: httpx.Client) -> int:
+        for _ in range(20):
+            try:
+                return int(c.get("/healthz").json()["pid"])
+            except httpx.TransportError:  # its worker was killed: the pool reconnects on the next try
+                time.sleep(0.05)  # (a connection made while the dead worker's socket closes is reset)
+        raise AssertionError("no worker answered")
+
+    def settled(pids: set[int] | None, timeout: float) -> list[int]:
+        """The clients' workers once they are 4/4 over two live workers (not in `pids`, if given)."""
+        end = time.monotonic() + timeout
+        while True:
+            now = [pid_of(c) for c in clients]
+            if sorted(Counter(now).values()) == [4, 4] and (pids is None or pids.isdisjoint(now)):
+                return now
+            assert time.monotonic() < end, now
+            time.sleep(0.01)
+
+    try:
+        before = settled(None, 10)
+        victim = before[0]
+        os.kill(victim, signal.SIGKILL)  # it dies holding 4 connections
+        after = settled({victim}, 30)
+        assert victim not in after and len(set(after) & set(before)) == 1  # the survivor and a new worker
+        end = time.monotonic() + 10
+        while clients[0].get("/readyz").status_code != 200:  # until the new one has warmed up too
+            assert time.monotonic() < end
+            time.sleep(0.05)
+        m = clients[0].get("/metrics").text
+    finally:
+        for c in clients:
+            c.close()
+    assert re.search(rf"worker \d \(pid {victim}\) exited with code -9; starting a new one", s.logs())
+    # The dead worker's live gauges went with it: two workers report, not three.
+    assert set(re.findall(r'sentiment_model_info\{[^}]*pid="(\d+)"', m)) == {str(p) for p in after}
+    assert s.stop() == 0  # replaced, then drained: a clean exit
+
+
+def test_two_workers_worker_dying_before_it_serves_stops_the_server(start_server: StartServer, tiny_artifact: Path, tmp_path: Path) -> None:
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_artifact, broken)
+    (broken / "model.onnx").write_bytes(b"not an onnx model")
+    s = start_server(ready=False, workers=2, artifact=broken)
+    assert s.proc.wait(60) == 1, s.logs()  # no restart loop: a new worker would die the same way
+    assert "before serving; stopping the server" in s.logs()
+
+
+def test_two_workers_sigterm_during_start_up_exits_cleanly(start_server: StartServer) -> None:
+    s = start_server(ready=False, workers=2)
+    end = time.monotonic() + 30
+    while "started 2 workers" not in s.logs():  # the workers are being spawned, still importing
+        assert time.monotonic() < end, s.logs()
+        time.sleep(0.01)
+    assert s.stop() == 0, s.logs()
