@@ -14,6 +14,7 @@ import asyncio
 import logging
 import multiprocessing as mp
 import os
+import shutil
 import signal
 import socket
 import tempfile
@@ -195,10 +196,13 @@ def serve(settings: Settings) -> None:
         return settings, metrics_dir, shares[i] if shares else None, armed, serving, counts, i
 
     workers = Supervisor(ctx, settings.workers, _worker, args, counts, metrics_dir)
-    workers.start()
-    log.info("started %d workers on %s:%d", settings.workers, settings.host, settings.port)
-    codes = workers.wait()
-    guard.close()
+    try:
+        workers.start()
+        log.info("started %d workers on %s:%d", settings.workers, settings.host, settings.port)
+        codes = workers.wait()
+    finally:
+        guard.close()
+        shutil.rmtree(metrics_dir, ignore_errors=True)  # each start makes a new one
     log.info("all workers stopped", extra={"exit_codes": codes})
     if workers.failed:
         raise SystemExit(1)

@@ -10,6 +10,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -158,9 +159,13 @@ def test_two_workers_metrics_report_all_processes(start_server: StartServer) -> 
     shares = cpu_shares(os.sched_getaffinity(0), 2)
     affinities = sorted((os.sched_getaffinity(p) for p in pids), key=min)
     assert affinities == (shares or [os.sched_getaffinity(0)] * 2)
+    environ = Path(f"/proc/{min(pids)}/environ").read_bytes().decode().split("\0")
+    metrics_dir = next(v.split("=", 1)[1] for v in environ if v.startswith("PROMETHEUS_MULTIPROC_DIR="))
+    assert os.listdir(metrics_dir)  # the workers' metric files
     # SIGTERM to the parent (as docker stop sends it) drains both workers and exits 0.
     assert s.stop() == 0
     assert s.logs().count('"msg":"stopped"') == 2
+    assert not os.path.exists(metrics_dir)  # removed: every start makes a new one
 
 
 V2_TWO_TEXTS = {"inputs": [{"name": "TEXT", "datatype": "BYTES", "shape": [2, 1], "data": ["never", "mind"]}]}
