@@ -185,7 +185,10 @@ class Batcher:
                 front = self.queue.front()
                 while front is not None and not alive(front):  # the budget is for the next live text
                     front = self.queue.front()
-                if front is None or tokens + front.n > lim.max_batch_tokens:
+                if front is None:  # only dead texts were left: forget them (and their lengths)
+                    self.queue.clear()
+                    break
+                if tokens + front.n > lim.max_batch_tokens:
                     break
                 if now - front.enqueued < lim.max_wait_s and self.queue.near(front.n, lim.split_cost_tokens) < FURTHER_BATCH_MIN_TEXTS:
                     break  # too few to run efficiently yet: they wait for company, up to max_wait

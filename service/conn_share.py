@@ -7,8 +7,9 @@ session). The worker holding more then queues more texts per engine call while t
 between, and the slowest requests wait on the busier worker: that set p99 at c=64
 (docs/SERVING.md, Performance, session 8).
 
-So every worker counts its open connections in one shared array (one slot each; a worker writes
-only its own slot, the others only read it: a heuristic needs no lock). A worker holding more
+So every worker publishes its count of open connections in one shared array (one slot each; a
+worker writes only its own slot, from the moment it listens, and the launcher marks the slot of a
+worker that has not started or has exited dead: a heuristic needs no lock). A worker holding more
 than its fair share (the total divided by the workers, rounded up) answers one request with
 `Connection: close`, at most once per `cooldown_s`; the client reconnects and the kernel deals the
 new connection again. The cooldown keeps the workers from closing many connections at once and
@@ -23,7 +24,7 @@ from __future__ import annotations
 from collections.abc import MutableSequence
 from typing import Protocol
 
-DEAD = -1  # the slot of a worker that exited: it neither holds connections nor takes a share
+DEAD = -1  # the slot of a worker not listening (yet, or any more): it takes no share
 
 
 def mark_dead(counts: MutableSequence[int], index: int) -> None:
@@ -41,7 +42,7 @@ class _Counter(Protocol):
 
 
 class ConnectionShare:
-    __slots__ = ("_closes", "_cooldown_s", "_counts", "_gauge", "_index", "_last_close", "_rebalance")
+    __slots__ = ("_closes", "_cooldown_s", "_counts", "_gauge", "_index", "_last_close", "_live", "_mine", "_rebalance")
 
     def __init__(
         self,
@@ -54,19 +55,30 @@ class ConnectionShare:
         closes: _Counter | None = None,
     ) -> None:
         self._counts, self._index = counts, index
-        counts[index] = 0  # alive, no connections yet (a replaced worker's slot was marked dead)
+        self._mine = 0  # this worker's open connections; published in its slot once it listens
+        self._live = False
         self._rebalance = rebalance and len(counts) > 1
         self._cooldown_s = cooldown_s
         self._last_close = float("-inf")
         self._gauge, self._closes = gauge, closes
 
+    def live(self) -> None:
+        """The worker listens: from now on the others count it (until then its slot stays dead, so
+        they do not close connections to make room for a worker still loading its model)."""
+        self._live = True
+        self._counts[self._index] = self._mine
+
     def opened(self) -> None:
-        self._counts[self._index] += 1
+        self._mine += 1
+        if self._live:
+            self._counts[self._index] = self._mine
         if self._gauge is not None:
             self._gauge.inc()
 
     def closed(self) -> None:
-        self._counts[self._index] -= 1
+        self._mine -= 1
+        if self._live:
+            self._counts[self._index] = self._mine
         if self._gauge is not None:
             self._gauge.dec()
 
@@ -74,7 +86,7 @@ class ConnectionShare:
         """Whether the response to the request now starting should close its connection (`now`:
         a monotonic clock in seconds). True at most once per cooldown, and only while this
         worker holds more than its fair share."""
-        if not self._rebalance or now - self._last_close < self._cooldown_s:
+        if not self._rebalance or not self._live or now - self._last_close < self._cooldown_s:
             return False
         counts = self._counts
         mine = counts[self._index]

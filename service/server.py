@@ -3,7 +3,8 @@
 Shutdown, on SIGTERM or SIGINT: the worker reports not-ready at once (/readyz 503) but keeps
 serving for `shutdown_delay_s` (time for a load balancer to notice), then stops accepting
 connections, lets every accepted request finish (up to `drain_timeout_s`) and drains the batcher.
-A second signal forces exit. With several workers the parent (service/supervisor.py) forwards
+A second signal (more than a second later: a kill of the whole process group delivers the same
+one twice) ends the delay at once; the drain still runs. With several workers the parent (service/supervisor.py) forwards
 SIGTERM to each, once each has its handler: a worker signalled while it is still starting exits at
 once, cleanly. It replaces a worker that dies after it started serving.
 """
@@ -18,6 +19,7 @@ import shutil
 import signal
 import socket
 import tempfile
+import time
 from collections.abc import Callable, MutableSequence
 from multiprocessing.synchronize import Event
 from types import FrameType
@@ -25,12 +27,14 @@ from typing import Any
 
 import uvicorn
 
-from service.conn_share import ConnectionShare
+from service.conn_share import DEAD, ConnectionShare
 from service.http_protocol import CoalescingHttpToolsProtocol
 from service.settings import Settings
 from service.supervisor import Supervisor
 
 log = logging.getLogger(__name__)
+
+DUPLICATE_SIGNAL_S = 1.0  # a stop signal this soon after the first is the same stop, delivered twice
 
 
 class DrainingServer(uvicorn.Server):
@@ -39,7 +43,7 @@ class DrainingServer(uvicorn.Server):
     ) -> None:
         super().__init__(config)
         self.settings, self.on_signal, self.on_started = settings, on_signal, on_started
-        self.signalled = False
+        self.signalled, self.signalled_at = False, 0.0
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets=sockets)
@@ -47,10 +51,14 @@ class DrainingServer(uvicorn.Server):
             self.on_started()
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        if self.signalled:  # second signal: stop now
-            super().handle_exit(sig, frame)
+        if self.signalled:
+            # The same stop twice within a second: a kill of the whole process group (systemd,
+            # `kill -- -PGID`) reaches a worker directly and again through the launcher.
+            if time.monotonic() - self.signalled_at < DUPLICATE_SIGNAL_S:
+                return
+            super().handle_exit(sig, frame)  # a second signal: uvicorn stops waiting
             return
-        self.signalled = True
+        self.signalled, self.signalled_at = True, time.monotonic()
         # uvicorn installs this with signal.signal: it runs between two bytecodes of whatever the
         # main thread was doing, possibly inside prometheus-client's non-reentrant lock (held for
         # every metric update; start_draining sets a gauge). Doing the work here deadlocked a
@@ -92,6 +100,12 @@ def make_server(
         gauge=metrics.connections,
         closes=metrics.rebalanced,
     )
+
+    def started() -> None:
+        share.live()
+        if on_started is not None:
+            on_started()
+
     config = uvicorn.Config(
         app,
         host=settings.host,
@@ -103,8 +117,11 @@ def make_server(
         # httptools, with a response's head and body in one send, and connections counted
         http=CoalescingHttpToolsProtocol.with_share(share),
         loop="uvloop",
+        # No websocket routes. With the default ("auto"), an `Upgrade: websocket` request hands the
+        # connection to uvicorn's websocket protocol, and ours never hears it close.
+        ws="none",
     )
-    return DrainingServer(config, settings, app.state.svc.start_draining, on_started)
+    return DrainingServer(config, settings, app.state.svc.start_draining, started)
 
 
 def listen_socket(host: str, port: int) -> socket.socket:
@@ -165,6 +182,9 @@ def _worker(
         os._exit(0)
 
     signal.signal(signal.SIGTERM, early_exit)
+    # Ctrl+C too: this process inherited the launcher's "ignore SIGINT", and uvicorn installs its
+    # own handler only once serving; a worker still starting would otherwise come up regardless.
+    signal.signal(signal.SIGINT, early_exit)
     armed.set()  # the parent may forward SIGTERM now
     logs.configure(settings.log_level)
     if cpus is not None:
@@ -180,17 +200,18 @@ def serve(settings: Settings) -> None:
     if settings.workers == 1:
         make_server(settings, None).run()
         return
-    metrics_dir = tempfile.mkdtemp(prefix="sentiment-metrics-")
-    # prometheus-client reads this when its modules are imported in each (spawned) worker.
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     # Fail here, once, if the port is taken; the guard stays bound (not listening) until exit.
     guard = socket.socket(socket.AF_INET6 if ":" in settings.host else socket.AF_INET)
     guard.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     guard.bind((settings.host, settings.port))
+    metrics_dir = tempfile.mkdtemp(prefix="sentiment-metrics-")
+    # prometheus-client reads this when its modules are imported in each (spawned) worker.
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     ctx = mp.get_context("spawn")
     can_pin = settings.pin_workers and hasattr(os, "sched_setaffinity")
     shares = cpu_shares(os.sched_getaffinity(0), settings.workers) if can_pin else None
-    counts = ctx.RawArray("i", settings.workers)  # each worker's open connections (service/conn_share.py)
+    # Each worker's open connections (service/conn_share.py), dead until the worker listens.
+    counts = ctx.RawArray("i", [DEAD] * settings.workers)
 
     def args(i: int, armed: Event, serving: Event) -> tuple[Any, ...]:
         return settings, metrics_dir, shares[i] if shares else None, armed, serving, counts, i
@@ -200,6 +221,9 @@ def serve(settings: Settings) -> None:
         workers.start()
         log.info("started %d workers on %s:%d", settings.workers, settings.host, settings.port)
         codes = workers.wait()
+    except BaseException:
+        workers.stop_now()  # no orphans: the launcher is going away (e.g. a replacement failed to start)
+        raise
     finally:
         guard.close()
         shutil.rmtree(metrics_dir, ignore_errors=True)  # each start makes a new one

@@ -1,6 +1,7 @@
 """Several worker processes: start them, pass signals on, replace one that dies while serving.
 
-- SIGTERM (docker stop, Kubernetes) reaches only this process. Its handler only takes note; the
+- SIGTERM (docker stop, Kubernetes) reaches only this process (a kill of the whole process group
+  reaches the workers too; they take the copy passed on within a second as the same stop). Its handler only takes note; the
   loop, which waits on the workers and on a wake-up socket at once, passes the signal on to each
   worker once that worker has installed its own handler (a worker still importing would die of
   it; signalled once armed, it exits at once, cleanly, having accepted nothing). Done in the
@@ -103,6 +104,17 @@ class Supervisor:
         self._wake_w.close()
         return [slot.process.exitcode for slot in self.slots if slot.process.pid is not None]
 
+    def stop_now(self) -> None:
+        """SIGTERM to every live worker, then SIGKILL to any still alive after 10 s."""
+        live = [slot.process for slot in self.slots if slot.process.pid is not None and slot.process.is_alive()]
+        for p in live:
+            p.terminate()
+        for p in live:
+            p.join(10)
+            if p.is_alive():
+                p.kill()
+                p.join()
+
     def _pass_on_signals(self) -> None:
         while self.signals:
             sig = self.signals.pop(0)
@@ -123,6 +135,8 @@ class Supervisor:
             multiprocess.mark_process_dead(pid, self.metrics_dir)  # its live gauges (ready, info) go
         if self.stopping or not code:  # drained on a signal (Ctrl+C's workers exit 0 on their own)
             self.failed = self.failed or bool(code)
+            if not self.stopping:
+                log.info("worker %d (pid %s) exited with code 0 (Ctrl+C, or stopped on its own); not replaced", i, pid)
             return None
         if dead.serving.is_set():  # it was serving, then died (killed, out of memory)
             log.error("worker %d (pid %s) exited with code %s; starting a new one", i, pid, code)

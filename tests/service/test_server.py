@@ -12,7 +12,7 @@ import uvicorn
 
 from service.app import State
 from service.metrics import Metrics
-from service.server import DrainingServer, cpu_shares
+from service.server import DUPLICATE_SIGNAL_S, DrainingServer, cpu_shares
 from service.settings import Settings
 
 
@@ -70,10 +70,25 @@ def test_draining_server_second_signal_exits_now() -> None:
         server.handle_exit(signal.SIGTERM, None)
         await asyncio.sleep(0.05)
         assert state.draining and not server.should_exit  # still serving for shutdown_delay_s
+        server.signalled_at -= DUPLICATE_SIGNAL_S  # a second later
         server.handle_exit(signal.SIGTERM, None)
 
     asyncio.run(scenario())
     assert server.should_exit
+
+
+def test_draining_server_same_signal_twice_within_a_second_is_one_stop() -> None:
+    # A kill of the whole process group: the worker gets SIGTERM directly and, at once, again
+    # from the launcher. That must not cut the shutdown delay short.
+    server, state = draining_server(60.0)
+
+    async def scenario() -> None:
+        server.handle_exit(signal.SIGTERM, None)
+        server.handle_exit(signal.SIGTERM, None)
+        await asyncio.sleep(0.05)
+
+    asyncio.run(scenario())
+    assert state.draining and not server.should_exit
 
 
 def test_draining_server_signal_without_a_running_loop_just_exits() -> None:
