@@ -85,4 +85,10 @@ class Metrics:
 
     def mark_process_dead(self, pid: int) -> None:
         if self.multiprocess_dir:
-            multiprocess.mark_process_dead(pid, self.multiprocess_dir)
+            forget_process(pid, self.multiprocess_dir)
+
+
+def forget_process(pid: int, multiprocess_dir: str) -> None:
+    """Remove an exited process's live gauges (ready, model info, connections) from the
+    multiprocess files: by the worker itself when it stops, by the launcher when one dies."""
+    multiprocess.mark_process_dead(pid, multiprocess_dir)

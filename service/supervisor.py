@@ -13,7 +13,7 @@
   got as far as serving (killed, out of memory). If it had not (bad artifact, missing provider),
   a new one would die the same way: the others are stopped and the server exits 1.
 - An exited worker's connection-share slot is marked dead and its live Prometheus gauges are
-  removed (prometheus-client's `mark_process_dead`), so the others stop counting it.
+  removed (`metrics.forget_process`), so the others stop counting it.
 """
 
 from __future__ import annotations
@@ -32,9 +32,8 @@ from multiprocessing.synchronize import Event
 from types import FrameType
 from typing import Any, cast
 
-from prometheus_client import multiprocess
-
 from service.conn_share import mark_dead
+from service.metrics import forget_process
 
 log = logging.getLogger(__name__)
 
@@ -120,9 +119,11 @@ class Supervisor:
             sig = self.signals.pop(0)
             for slot in self.slots:
                 p = slot.process
-                while p.pid is not None and p.is_alive() and not slot.armed.wait(0.05):
+                if p.pid is None:  # not started
+                    continue
+                while p.is_alive() and not slot.armed.wait(0.05):
                     pass  # still importing: it has no handler yet
-                if p.pid is not None and p.is_alive():
+                if p.is_alive():
                     os.kill(p.pid, sig)
 
     def _exited(self, i: int) -> Slot | None:
@@ -132,7 +133,7 @@ class Supervisor:
         code, pid = dead.process.exitcode, dead.process.pid
         mark_dead(self.counts, i)  # the others stop making room for its connections
         if pid is not None:
-            multiprocess.mark_process_dead(pid, self.metrics_dir)  # its live gauges (ready, info) go
+            forget_process(pid, self.metrics_dir)
         if self.stopping or not code:  # drained on a signal (Ctrl+C's workers exit 0 on their own)
             self.failed = self.failed or bool(code)
             if not self.stopping:
