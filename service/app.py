@@ -9,9 +9,10 @@ import asyncio
 import gc
 import logging
 import os
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import FastAPI
@@ -44,6 +45,7 @@ class State:
     ready: bool = False
     draining: bool = False
     warmup_seconds: float = 0.0
+    stop_warmup: threading.Event = field(default_factory=threading.Event)  # set on shutdown
 
     def start_draining(self) -> None:
         self.draining = True
@@ -69,7 +71,7 @@ def warm_up(s: Settings, state: State) -> None:
     assert state.engine is not None and state.meta is not None
     sizes = sorted({1, min(8, s.max_batch_size), s.max_batch_size})
     lengths = sorted({8, 32, state.meta.max_length})
-    state.warmup_seconds = state.engine.warmup(sizes, lengths, state.meta.pad_id, s.warmup_runs)
+    state.warmup_seconds = state.engine.warmup(sizes, lengths, state.meta.pad_id, s.warmup_runs, state.stop_warmup)
 
 
 def create_app(settings: Settings, metrics_dir: str | None = None) -> FastAPI:
@@ -105,6 +107,8 @@ def create_app(settings: Settings, metrics_dir: str | None = None) -> FastAPI:
         try:
             yield
         finally:
+            # Cancelling the task does not stop its thread, which the interpreter waits for at exit.
+            state.stop_warmup.set()
             warming.cancel()
             state.ready = False
             state.metrics.ready.set(0)

@@ -6,6 +6,7 @@ Knows nothing of HTTP or batching. Not thread-safe by design: the batcher makes 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -88,11 +89,17 @@ class Engine:
             ) from e
         return probs, attn
 
-    def warmup(self, batch_sizes: list[int], lengths: list[int], pad_id: int, runs: int = 1) -> float:
-        """Run every (batch, length) shape so the first requests don't pay for allocation."""
+    def warmup(self, batch_sizes: list[int], lengths: list[int], pad_id: int, runs: int = 1, stop: threading.Event | None = None) -> float:
+        """Run every (batch, length) shape so the first requests don't pay for allocation.
+
+        Returns early once `stop` is set: a signal during a long warm-up (a large model on CPU, a
+        TensorRT build) must not hold up the exit until the warm-up is over, as the thread that
+        runs it cannot be cancelled."""
         t = time.perf_counter()
         for b in [b for b in batch_sizes for _ in range(runs)]:
             for n in lengths:
+                if stop is not None and stop.is_set():
+                    return time.perf_counter() - t
                 ids = np.full((b, n), pad_id, dtype=np.int64)  # (B, T)
                 ids[:, 0] = pad_id + 1
                 mask = np.ones((b, n), dtype=np.int64)  # (B, T)

@@ -24,7 +24,7 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, artifact: Path, log_path: Path, **settings: object) -> None:
+    def __init__(self, artifact: Path, log_path: Path, own_group: bool = False, **settings: object) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {k: v for k, v in os.environ.items() if not k.startswith("SENTIMENT_")}
@@ -33,7 +33,12 @@ class Server:
         self.log_path = log_path
         self.log = log_path.open("wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "service", "serve"], cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT
+            [sys.executable, "-m", "service", "serve"],
+            cwd=ROOT,
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=own_group,  # a process group of its own, as a terminal gives (Ctrl+C)
         )
         self.client = httpx.Client(base_url=self.url, timeout=30)
 
@@ -81,8 +86,8 @@ def start_server(tiny_artifact: Path, tmp_path: Path) -> Iterator[object]:
     """start_server(**settings) → a ready Server; all are stopped at the end of the test."""
     servers: list[Server] = []
 
-    def start(ready: bool = True, artifact: Path | None = None, **settings: object) -> Server:
-        s = Server(artifact or tiny_artifact, tmp_path / f"server-{len(servers)}.log", **settings)
+    def start(ready: bool = True, artifact: Path | None = None, own_group: bool = False, **settings: object) -> Server:
+        s = Server(artifact or tiny_artifact, tmp_path / f"server-{len(servers)}.log", own_group, **settings)
         servers.append(s)
         s.wait_ready() if ready else None
         return s

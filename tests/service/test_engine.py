@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -82,3 +83,27 @@ def test_engine_bad_input_raises_inference_failed(tiny_artifact: Path) -> None:
     e = Engine(tiny_artifact / "model.onnx", EngineConfig(device="cpu"))
     with pytest.raises(InferenceFailed):
         e.run(np.zeros((1, 3), dtype=np.int32), np.ones((1, 3), dtype=np.int64))
+
+
+class CountingSession:
+    """A real session that counts its runs and sets `stop` during run number `stop_at`."""
+
+    def __init__(self, inner: Any, stop: threading.Event, stop_at: int) -> None:
+        self.inner, self.stop, self.stop_at, self.runs = inner, stop, stop_at, 0
+
+    def run(self, *a: Any) -> Any:
+        self.runs += 1
+        if self.runs == self.stop_at:
+            self.stop.set()
+        return self.inner.run(*a)
+
+
+def test_engine_warmup_stops_once_asked(tiny_artifact: Path) -> None:
+    e = Engine(tiny_artifact / "model.onnx", EngineConfig(device="cpu"))
+    stop = threading.Event()
+    counting = CountingSession(e.sess, stop, stop_at=3)
+    e.sess = counting
+    e.warmup([1, 8], [8, 32], pad_id=0, runs=1000, stop=stop)  # 4,000 runs if it never stopped
+    assert counting.runs == 3
+    e.warmup([1], [8], pad_id=0, runs=5)  # no event: every run
+    assert counting.runs == 8

@@ -114,6 +114,15 @@ def test_readiness_503_while_warming_up_then_200(start_server: StartServer) -> N
     assert s.client.get("/healthz").json()["ready"] is True
 
 
+def test_sigterm_during_warm_up_exits_without_finishing_it(start_server: StartServer) -> None:
+    s = start_server(ready=False, warmup_runs=250_000)  # ~20 minutes of warm-up on the tiny model
+    s.wait_live()
+    assert s.client.get("/readyz").status_code == 503
+    s.proc.send_signal(signal.SIGTERM)  # e.g. the pod is deleted while it starts
+    assert s.proc.wait(30) == 0, s.logs()[-2000:]
+    assert '"ready"' not in s.logs()
+
+
 def test_sigterm_under_load_answers_every_accepted_request(start_server: StartServer) -> None:
     # Texts wait up to 1.5 s for company, so requests are still queued when the listener closes.
     s = start_server(shutdown_delay_s=2.0, max_wait_ms=1500)

@@ -78,3 +78,17 @@ def test_two_workers_sigterm_during_start_up_exits_cleanly(start_server: StartSe
         assert time.monotonic() < end, s.logs()
         time.sleep(0.01)
     assert s.stop() == 0, s.logs()
+
+
+def test_two_workers_ctrl_c_during_warm_up_exits_without_finishing_it(start_server: StartServer) -> None:
+    # ~40 minutes of warm-up on the tiny model: the exit must not wait for it (the thread that runs
+    # it cannot be cancelled; the interpreter waits for it at exit unless it stops on its own).
+    s = start_server(ready=False, own_group=True, workers=2, warmup_runs=250_000)
+    end = time.monotonic() + 30
+    while s.logs().count("Application startup complete") < 2:  # both workers listen and warm up
+        assert time.monotonic() < end, s.logs()
+        time.sleep(0.01)
+    assert s.client.get("/readyz").status_code == 503  # still warming up
+    os.killpg(s.proc.pid, signal.SIGINT)  # what Ctrl+C in a terminal does: the whole group
+    assert s.proc.wait(30) == 0, s.logs()
+    assert '"ready"' not in s.logs()  # stopped during the warm-up, not after it
