@@ -30,7 +30,7 @@ import uvicorn
 from service.conn_share import DEAD, ConnectionShare
 from service.http_protocol import CoalescingHttpToolsProtocol
 from service.settings import Settings
-from service.supervisor import Supervisor
+from service.supervisor import STOP_SIGNALS, Supervisor
 
 log = logging.getLogger(__name__)
 
@@ -185,6 +185,8 @@ def _worker(
     # Ctrl+C too: this process inherited the launcher's "ignore SIGINT", and uvicorn installs its
     # own handler only once serving; a worker still starting would otherwise come up regardless.
     signal.signal(signal.SIGINT, early_exit)
+    # The supervisor started this process with both blocked: one sent meanwhile arrives now.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
     armed.set()  # the parent may forward SIGTERM now
     logs.configure(settings.log_level)
     if cpus is not None:

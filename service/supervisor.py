@@ -1,12 +1,16 @@
 """Several worker processes: start them, pass signals on, replace one that dies while serving.
 
+- Workers start with SIGTERM and SIGINT blocked and unblock them once their own handlers are in:
+  a signal in a worker's first moments (a kill of the whole process group right after start)
+  waits for the handler instead of killing the worker (-15) or, for Ctrl+C, being lost (workers
+  inherit "ignore SIGINT"; Linux keeps a blocked signal pending even then).
 - SIGTERM (docker stop, Kubernetes) reaches only this process (a kill of the whole process group
   reaches the workers too; they take the copy passed on within a second as the same stop). Its handler only takes note; the
   loop, which waits on the workers and on a wake-up socket at once, passes the signal on to each
-  worker once that worker has installed its own handler (a worker still importing would die of
-  it; signalled once armed, it exits at once, cleanly, having accepted nothing). Done in the
-  handler itself, that wait could last as long as an import, and the handler could run in the
-  middle of starting a replacement worker and miss it.
+  worker once that worker has installed its own handler (signalled once armed, a worker still
+  starting exits at once, cleanly, having accepted nothing). Done in the handler itself, that
+  wait could last as long as an import, and the handler could run in the middle of starting a
+  replacement worker and miss it.
 - Ctrl+C's SIGINT already reaches every process of the terminal's group: it is ignored here (a
   forwarded copy would be each worker's second signal, which means "exit now", not "drain").
 - A worker that exits with a non-zero code while the server is not stopping is replaced if it had
@@ -37,6 +41,8 @@ from service.metrics import forget_process
 
 log = logging.getLogger(__name__)
 
+# Blocked in a worker from its start until its handlers are installed (service/server.py).
+STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT})
 # What a worker process is started with, given its index and its two events (armed, serving).
 WorkerArgs = Callable[[int, Event, Event], tuple[Any, ...]]
 
@@ -69,6 +75,15 @@ class Supervisor:
         armed, serving = self.ctx.Event(), self.ctx.Event()
         return Slot(self.ctx.Process(target=self.target, args=self.args(i, armed, serving), name=f"worker-{i}"), armed, serving)
 
+    @staticmethod
+    def _start(slot: Slot) -> None:
+        # The signal mask is inherited through fork and exec: the worker starts with these blocked.
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+        try:
+            slot.process.start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
     def _on_signal(self, sig: int, _: FrameType | None) -> None:
         self.stopping = True  # workers not started yet are not started at all
         self.signals.append(sig)  # signal.set_wakeup_fd wakes the loop
@@ -81,7 +96,7 @@ class Supervisor:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         for slot in self.slots:
             if not self.stopping:
-                slot.process.start()
+                self._start(slot)
 
     def wait(self) -> list[int | None]:
         """Until every worker has exited; their (last) exit codes."""
@@ -142,7 +157,7 @@ class Supervisor:
         if dead.serving.is_set():  # it was serving, then died (killed, out of memory)
             log.error("worker %d (pid %s) exited with code %s; starting a new one", i, pid, code)
             self.slots[i] = self._new(i)
-            self.slots[i].process.start()
+            self._start(self.slots[i])
             return self.slots[i]
         log.error("worker %d exited with code %s before serving; stopping the server", i, code)
         self.failed = self.stopping = True

@@ -92,3 +92,27 @@ def test_two_workers_ctrl_c_during_warm_up_exits_without_finishing_it(start_serv
     os.killpg(s.proc.pid, signal.SIGINT)  # what Ctrl+C in a terminal does: the whole group
     assert s.proc.wait(30) == 0, s.logs()
     assert '"ready"' not in s.logs()  # stopped during the warm-up, not after it
+
+
+def _signal_group_as_workers_start(s: Server, sig: int) -> None:
+    """`sig` to the server's whole process group the moment its workers are spawned, while they
+    are still importing (before any handler of theirs is in place)."""
+    end = time.monotonic() + 30
+    while "started 2 workers" not in s.logs():
+        assert time.monotonic() < end, s.logs()
+        time.sleep(0.002)
+    os.killpg(s.proc.pid, sig)
+
+
+def test_two_workers_group_sigterm_as_they_start_exits_cleanly(start_server: StartServer) -> None:
+    s = start_server(ready=False, own_group=True, workers=2)
+    _signal_group_as_workers_start(s, signal.SIGTERM)  # e.g. systemd stopping a unit just started
+    assert s.proc.wait(30) == 0, s.logs()  # no worker killed by it (-15)
+    assert "exited with code -15" not in s.logs()
+
+
+def test_two_workers_ctrl_c_as_they_start_stops_them(start_server: StartServer) -> None:
+    s = start_server(ready=False, own_group=True, workers=2)
+    _signal_group_as_workers_start(s, signal.SIGINT)
+    assert s.proc.wait(30) == 0, s.logs()  # not lost: the workers do not come up and serve
+    assert '"ready"' not in s.logs()
