@@ -12,6 +12,7 @@ once, cleanly. It replaces a worker that dies after it started serving.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import logging
 import multiprocessing as mp
 import os
@@ -156,6 +157,24 @@ def cpu_shares(allowed: set[int], workers: int) -> list[set[int]] | None:
     return shares
 
 
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def die_with_parent(parent: int) -> None:
+    """Linux: have the kernel send this process SIGTERM when the supervisor dies, even of SIGKILL
+    (no handler of its own can run then): a worker left behind would go on serving on the port,
+    with nobody to stop or replace it, and a new server started there would share its
+    connections with it (SO_REUSEPORT). The SIGTERM drains it like any other."""
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):  # not Linux: no such call
+        return
+    if prctl(PR_SET_PDEATHSIG, signal.SIGTERM) != 0:
+        return
+    if os.getppid() != parent:  # it died before the call could take effect
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
 def _worker(
     settings: Settings,
     metrics_dir: str | None,
@@ -187,6 +206,9 @@ def _worker(
     signal.signal(signal.SIGINT, early_exit)
     # The supervisor started this process with both blocked: one sent meanwhile arrives now.
     signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+    parent = mp.parent_process()
+    if parent is not None and parent.pid is not None:
+        die_with_parent(parent.pid)
     armed.set()  # the parent may forward SIGTERM now
     logs.configure(settings.log_level)
     if cpus is not None:

@@ -16,6 +16,8 @@
 - A worker that exits with a non-zero code while the server is not stopping is replaced if it had
   got as far as serving (killed, out of memory). If it had not (bad artifact, missing provider),
   a new one would die the same way: the others are stopped and the server exits 1.
+- If this process dies without a chance to stop them (SIGKILL, OOM), the kernel sends each worker
+  SIGTERM (service/server.py, `die_with_parent`), so none is left serving on the port.
 - An exited worker's connection-share slot is marked dead and its live Prometheus gauges are
   removed (`metrics.forget_process`), so the others stop counting it.
 """

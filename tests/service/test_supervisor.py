@@ -116,3 +116,25 @@ def test_two_workers_ctrl_c_as_they_start_stops_them(start_server: StartServer) 
     _signal_group_as_workers_start(s, signal.SIGINT)
     assert s.proc.wait(30) == 0, s.logs()  # not lost: the workers do not come up and serve
     assert '"ready"' not in s.logs()
+
+
+def _gone(pid: int) -> bool:
+    """Exited: no such process, or a zombie nobody has reaped yet (its parent is gone too)."""
+    try:
+        return "State:\tZ" in Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return True
+
+
+def test_two_workers_exit_when_the_supervisor_is_killed(start_server: StartServer) -> None:
+    s = start_server(workers=2)
+    kids = [int(p) for p in Path(f"/proc/{s.proc.pid}/task/{s.proc.pid}/children").read_text().split()]
+    workers = [k for k in kids if b"spawn_main" in Path(f"/proc/{k}/cmdline").read_bytes()]  # not the resource tracker
+    assert len(workers) == 2
+    s.proc.kill()  # SIGKILL: the supervisor cannot pass anything on
+    s.proc.wait()
+    end = time.monotonic() + 30
+    while not all(_gone(w) for w in workers):  # each drains and exits on the kernel's SIGTERM
+        assert time.monotonic() < end, s.logs()
+        time.sleep(0.05)
+    assert s.logs().count("Finished server process") == 2, s.logs()  # a drain, not a kill
