@@ -40,6 +40,10 @@ class PayloadTooLarge(ServiceError):
     status, code = 413, "payload_too_large"
 
 
+class UnsupportedMediaType(ServiceError):
+    status, code = 415, "unsupported_media_type"
+
+
 class Unauthorized(ServiceError):
     status, code = 401, "unauthorized"
 

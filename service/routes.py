@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import ValidationError
 from starlette.responses import FileResponse, Response
 
+from service.compression import encode, inflate
 from service.errors import InvalidInput, NotReady, PayloadTooLarge, Unauthorized
 from service.http_protocol import ON_DISCONNECT
 from service.schemas import RESPONSE_EXAMPLE, ErrorResponse, PredictRequest, PredictResponse
@@ -107,7 +108,15 @@ async def read_body(request: Request, limit: int) -> bytes:
         if size > limit:
             raise PayloadTooLarge(f"the body exceeds {limit} bytes", "send fewer or shorter texts per request")
         chunks.append(chunk)
-    return b"".join(chunks)
+    return inflate(b"".join(chunks), request.headers.get("content-encoding"), limit)
+
+
+def answer(request: Request, state: State, payload: bytes, media_type: str, headers: dict[str, str] | None = None) -> Response:
+    """The response, compressed when the settings allow it and the client asks for it."""
+    headers = headers or {}
+    if state.settings.compress_responses:
+        payload = encode(payload, request.headers.get("accept-encoding"), headers)
+    return Response(payload, media_type=media_type, headers=headers or None)
 
 
 # Without our protocol's disconnect callbacks (another ASGI server), a task that waits for the
@@ -218,4 +227,4 @@ async def predict(request: Request) -> Response:
     predictor = state.predictor
     job = predictor.submit(req.items(), req.attention, req.timeout_ms)
     results = await results_unless_gone(request, predictor, job)
-    return Response(orjson.dumps(predictor.respond(job, results)), media_type="application/json")
+    return answer(request, state, orjson.dumps(predictor.respond(job, results)), "application/json")

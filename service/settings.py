@@ -58,6 +58,10 @@ class Settings(BaseSettings):
     native: bool = Field(
         True, description="per-token work (splitting words, writing the tokens' JSON) in C when built; off: the same in Python"
     )
+    compress_responses: bool = Field(
+        False,
+        description="gzip/deflate answers of 1 KiB or more when the client's Accept-Encoding asks (~280 µs of CPU per 62 kB answer)",
+    )
     max_texts_per_request: int = Field(64, ge=1)
     max_text_chars: int = Field(10_000, ge=1)
     max_body_bytes: int = Field(1_048_576, ge=1)

@@ -14,7 +14,7 @@ from starlette.responses import Response
 
 from service import v2_codec
 from service.errors import NotFound, NotReady
-from service.routes import StateDep, check_key, read_body, require_key, results_unless_gone
+from service.routes import StateDep, answer, check_key, read_body, require_key, results_unless_gone
 
 if TYPE_CHECKING:
     from service.app import State
@@ -110,6 +110,7 @@ async def infer(request: Request) -> Response:
     tokens = [enc.surfaces() for enc in job.encoded]
     out = v2_codec.tensors(probs, [a for _, a in results], tokens)
     payload, head_len = v2_codec.encode_infer(state.meta.name, state.meta.version, req, out)
+    # Compressed as a whole: Inference-Header-Content-Length counts the JSON before compression.
     if head_len is None:
-        return Response(payload, media_type="application/json")
-    return Response(payload, media_type="application/octet-stream", headers={HEADER: str(head_len)})
+        return answer(request, state, payload, "application/json")
+    return answer(request, state, payload, "application/octet-stream", {HEADER: str(head_len)})
