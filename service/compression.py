@@ -27,31 +27,43 @@ MIN_BYTES = 1024
 
 
 def inflate(body: bytes, encoding: str | None, limit: int) -> bytes:
-    """The body as sent before its Content-Encoding; at most `limit` bytes of it."""
+    """The body as sent before its Content-Encoding; at most `limit` bytes of it. A gzip body may
+    hold several members one after the other (RFC 1952), each inflated in turn."""
     name = (encoding or "identity").strip().lower()
     if name == "identity":
         return body
     wbits = WBITS.get(name)
     if wbits is None:
         raise UnsupportedMediaType(
-            f"Content-Encoding {encoding!r} is not supported", "send the body uncompressed, or compressed with gzip or deflate"
+            f"Content-Encoding {encoding!r} is not supported",
+            "send the body uncompressed, or compressed with gzip or deflate",
+            {"Accept-Encoding": "gzip, deflate"},  # what this server reads (RFC 7694)
         )
-    d = zlib.decompressobj(wbits)
-    try:
-        out = d.decompress(body, limit + 1)
-    except zlib.error as e:
-        raise BadRequest(
-            f"the body is not valid {name} data ({e})", f"compress the body with {name}, or drop the Content-Encoding header"
-        ) from None
-    if len(out) > limit:
-        raise PayloadTooLarge(f"the body inflates to more than {limit} bytes", "send fewer or shorter texts per request")
-    if not d.eof:
-        raise BadRequest(f"the {name} body is truncated", "send the whole compressed body")
-    return out
+    parts: list[bytes] = []
+    left, rest = limit + 1, body
+    while True:
+        d = zlib.decompressobj(wbits)
+        try:
+            part = d.decompress(rest, left)
+        except zlib.error as e:
+            fix = f"compress the body with {name}, or drop the Content-Encoding header"
+            raise BadRequest(f"the body is not valid {name} data ({e})", fix) from None
+        parts.append(part)
+        left -= len(part)
+        if left <= 0:
+            raise PayloadTooLarge(f"the body inflates to more than {limit} bytes", "send fewer or shorter texts per request")
+        if not d.eof:
+            raise BadRequest(f"the {name} body is truncated", "send the whole compressed body")
+        rest = d.unused_data
+        if not rest:
+            return b"".join(parts)
+        if wbits != WBITS["gzip"]:  # one zlib stream, then something else
+            raise BadRequest(f"{len(rest)} bytes follow the end of the {name} data", "send only the compressed body")
 
 
 def negotiate(accept: str | None) -> str | None:
-    """gzip or deflate if `Accept-Encoding` allows it (gzip preferred), else None."""
+    """The encoding `Accept-Encoding` ranks highest among gzip and deflate (gzip on a tie), or
+    None when it allows neither."""
     if not accept:
         return None
     allowed: dict[str, float] = {}
@@ -64,11 +76,11 @@ def negotiate(accept: str | None) -> str | None:
                 q = float(params[2:])
             except ValueError:
                 q = 0.0
-        allowed[name.strip()] = q
-    for name in ("gzip", "deflate"):
-        if allowed.get(name, allowed.get("*", 0.0)) > 0:
-            return name
-    return None
+        name = name.strip()
+        allowed["gzip" if name == "x-gzip" else name] = q
+    ranked = [(allowed.get(name, allowed.get("*", 0.0)), name) for name in ("gzip", "deflate")]
+    q, best = max(ranked, key=lambda r: r[0])  # max keeps the first (gzip) on a tie
+    return best if q > 0 else None
 
 
 def deflate(payload: bytes, encoding: str) -> bytes:

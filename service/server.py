@@ -23,6 +23,7 @@ import tempfile
 import time
 from collections.abc import Callable, MutableSequence
 from multiprocessing.synchronize import Event
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -157,6 +158,24 @@ def cpu_shares(allowed: set[int], workers: int) -> list[set[int]] | None:
     return shares
 
 
+METRICS_DIR_PREFIX = "sentiment-metrics-"  # then the launcher's pid
+
+
+def remove_stale_metrics_dirs() -> None:
+    """Remove the metrics folders of launchers that died without removing their own (SIGKILL,
+    OOM: their `finally` never ran). Live servers' folders stay: their pid is still in use."""
+    for path in Path(tempfile.gettempdir()).glob(f"{METRICS_DIR_PREFIX}*-*"):
+        pid = path.name.removeprefix(METRICS_DIR_PREFIX).split("-", 1)[0]
+        if not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)  # signal 0: only asks whether the process exists
+        except ProcessLookupError:
+            shutil.rmtree(path, ignore_errors=True)
+        except OSError:  # exists, someone else's
+            pass
+
+
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
@@ -228,7 +247,8 @@ def serve(settings: Settings) -> None:
     guard = socket.socket(socket.AF_INET6 if ":" in settings.host else socket.AF_INET)
     guard.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     guard.bind((settings.host, settings.port))
-    metrics_dir = tempfile.mkdtemp(prefix="sentiment-metrics-")
+    remove_stale_metrics_dirs()
+    metrics_dir = tempfile.mkdtemp(prefix=f"{METRICS_DIR_PREFIX}{os.getpid()}-")
     # prometheus-client reads this when its modules are imported in each (spawned) worker.
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     ctx = mp.get_context("spawn")

@@ -30,6 +30,18 @@ def test_inflate_identity_or_none_is_the_body_itself() -> None:
     assert inflate(BODY, "identity", 10) is BODY
 
 
+def test_inflate_gzip_of_several_members_gives_them_all() -> None:
+    assert inflate(gzip.compress(BODY[:10]) + gzip.compress(BODY[10:]), "gzip", 1000) == BODY
+    with pytest.raises(PayloadTooLarge):  # the limit counts every member
+        inflate(gzip.compress(BODY) + gzip.compress(BODY), "gzip", len(BODY) + 1)
+
+
+def test_inflate_exactly_the_limit_passes() -> None:
+    assert inflate(gzip.compress(BODY), "gzip", len(BODY)) == BODY
+    with pytest.raises(PayloadTooLarge):
+        inflate(gzip.compress(BODY), "gzip", len(BODY) - 1)
+
+
 def test_inflate_bomb_stops_at_the_limit() -> None:
     bomb = gzip.compress(b"0" * 50_000_000)  # 50 MB in ~50 kB
     with pytest.raises(PayloadTooLarge, match="inflates to more than 1048576 bytes"):
@@ -42,12 +54,16 @@ def test_inflate_bomb_stops_at_the_limit() -> None:
         (BODY, "br", UnsupportedMediaType, "'br' is not supported"),
         (BODY, "gzip", BadRequest, "not valid gzip data"),
         (gzip.compress(BODY)[:-12], "gzip", BadRequest, "truncated"),
+        (gzip.compress(BODY) + b"junk", "gzip", BadRequest, "not valid gzip data"),
+        (zlib.compress(BODY) + b"junk", "deflate", BadRequest, "4 bytes follow the end of the deflate data"),
     ],
-    ids=["unsupported", "not-gzip", "truncated"],
+    ids=["unsupported", "not-gzip", "truncated", "gzip-then-junk", "deflate-then-junk"],
 )
 def test_inflate_bad_body_says_what_is_wrong(body: bytes, encoding: str, error: type[Exception], needle: str) -> None:
-    with pytest.raises(error, match=needle):
+    with pytest.raises(error, match=needle) as e:
         inflate(body, encoding, 1000)
+    if error is UnsupportedMediaType:  # and says what would do
+        assert e.value.headers == {"Accept-Encoding": "gzip, deflate"}
 
 
 @pytest.mark.parametrize(
@@ -61,6 +77,10 @@ def test_inflate_bad_body_says_what_is_wrong(body: bytes, encoding: str, error: 
         ("gzip;q=0, deflate;q=0.5", "deflate"),
         ("*", "gzip"),
         ("br, zstd", None),
+        ("gzip;q=0.1, deflate", "deflate"),
+        ("gzip;q=0, *", "deflate"),
+        ("*;q=0", None),
+        ("x-gzip", "gzip"),
     ],
 )
 def test_negotiate_picks_what_the_client_accepts(accept: str | None, chosen: str | None) -> None:

@@ -4,15 +4,21 @@ test_server_behaviour.py."""
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
+import subprocess
+import sys
+import tempfile
 import threading
 import time
+from pathlib import Path
 
+import pytest
 import uvicorn
 
 from service.app import State
 from service.metrics import Metrics
-from service.server import DUPLICATE_SIGNAL_S, DrainingServer, cpu_shares
+from service.server import DUPLICATE_SIGNAL_S, METRICS_DIR_PREFIX, DrainingServer, cpu_shares, remove_stale_metrics_dirs
 from service.settings import Settings
 
 
@@ -95,3 +101,16 @@ def test_draining_server_signal_without_a_running_loop_just_exits() -> None:
     server, state = draining_server(60.0)
     server.handle_exit(signal.SIGTERM, None)
     assert server.should_exit and not state.draining
+
+
+def test_remove_stale_metrics_dirs_only_those_of_dead_launchers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True)
+    dead, live = int(done.stdout), os.getpid()  # a pid that has exited (reuse within the test: unlikely)
+    stale = tmp_path / f"{METRICS_DIR_PREFIX}{dead}-abc"
+    mine = tmp_path / f"{METRICS_DIR_PREFIX}{live}-def"
+    other = tmp_path / "sentiment-metrics-xyz"  # not ours to judge: no pid in the name
+    for d in (stale, mine, other):
+        d.mkdir()
+    remove_stale_metrics_dirs()
+    assert not stale.exists() and mine.exists() and other.exists()
