@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 import signal
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import httpx
 
+from service.server import METRICS_DIR_PREFIX, remove_stale_metrics_dirs
 from tests.service.conftest import Server
 
 StartServer = Callable[..., Server]
@@ -138,3 +140,7 @@ def test_two_workers_exit_when_the_supervisor_is_killed(start_server: StartServe
         assert time.monotonic() < end, s.logs()
         time.sleep(0.05)
     assert s.logs().count("Finished server process") == 2, s.logs()  # a drain, not a kill
+    leftover = list(Path(tempfile.gettempdir()).glob(f"{METRICS_DIR_PREFIX}{s.proc.pid}-*"))
+    assert len(leftover) == 1  # the killed launcher could not remove its metrics folder...
+    remove_stale_metrics_dirs()  # ...the next start does
+    assert not leftover[0].exists()
