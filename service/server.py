@@ -4,9 +4,10 @@ Shutdown, on SIGTERM or SIGINT: the worker reports not-ready at once (/readyz 50
 serving for `shutdown_delay_s` (time for a load balancer to notice), then stops accepting
 connections, lets every accepted request finish (up to `drain_timeout_s`) and drains the batcher.
 A second signal (more than a second later: a kill of the whole process group delivers the same
-one twice) ends the delay at once; the drain still runs. With several workers the parent (service/supervisor.py) forwards
-SIGTERM to each, once each has its handler: a worker signalled while it is still starting exits at
-once, cleanly. It replaces a worker that dies after it started serving.
+one twice) ends the delay at once; the drain still runs. With several workers the parent
+(service/supervisor.py) forwards SIGTERM to each: a worker signalled while it is still starting
+(the signal waits, blocked, for its handler) exits at once, cleanly. It replaces a worker that
+dies after it started serving.
 """
 
 from __future__ import annotations
@@ -198,7 +199,6 @@ def _worker(
     settings: Settings,
     metrics_dir: str | None,
     cpus: set[int] | None,
-    armed: Event,
     serving: Event,
     counts: MutableSequence[int],
     index: int,
@@ -228,7 +228,6 @@ def _worker(
     parent = mp.parent_process()
     if parent is not None and parent.pid is not None:
         die_with_parent(parent.pid)
-    armed.set()  # the parent may forward SIGTERM now
     logs.configure(settings.log_level)
     if cpus is not None:
         os.sched_setaffinity(0, cpus)  # before onnxruntime starts its threads: they inherit it
@@ -257,8 +256,8 @@ def serve(settings: Settings) -> None:
     # Each worker's open connections (service/conn_share.py), dead until the worker listens.
     counts = ctx.RawArray("i", [DEAD] * settings.workers)
 
-    def args(i: int, armed: Event, serving: Event) -> tuple[Any, ...]:
-        return settings, metrics_dir, shares[i] if shares else None, armed, serving, counts, i
+    def args(i: int, serving: Event) -> tuple[Any, ...]:
+        return settings, metrics_dir, shares[i] if shares else None, serving, counts, i
 
     workers = Supervisor(ctx, settings.workers, _worker, args, counts, metrics_dir)
     try:

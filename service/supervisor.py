@@ -1,16 +1,15 @@
 """Several worker processes: start them, pass signals on, replace one that dies while serving.
 
 - Workers start with SIGTERM and SIGINT blocked and unblock them once their own handlers are in:
-  a signal in a worker's first moments (a kill of the whole process group right after start)
-  waits for the handler instead of killing the worker (-15) or, for Ctrl+C, being lost (workers
-  inherit "ignore SIGINT"; Linux keeps a blocked signal pending even then).
+  a signal in a worker's first moments (a kill of the whole process group right after start, or
+  one passed on from here) waits for the handler instead of killing the worker (-15) or, for
+  Ctrl+C, being lost (workers inherit "ignore SIGINT"; Linux keeps a blocked signal pending even
+  then). A worker still starting then exits at once, cleanly, having accepted nothing.
 - SIGTERM (docker stop, Kubernetes) reaches only this process (a kill of the whole process group
-  reaches the workers too; they take the copy passed on within a second as the same stop). Its handler only takes note; the
-  loop, which waits on the workers and on a wake-up socket at once, passes the signal on to each
-  worker once that worker has installed its own handler (signalled once armed, a worker still
-  starting exits at once, cleanly, having accepted nothing). Done in the handler itself, that
-  wait could last as long as an import, and the handler could run in the middle of starting a
-  replacement worker and miss it.
+  reaches the workers too; they take the copy passed on within a second as the same stop). Its
+  handler only takes note; the loop, which waits on the workers and on a wake-up socket at once,
+  passes the signal on to each worker. Done in the handler itself, it could run in the middle of
+  starting a replacement worker and miss it.
 - Ctrl+C's SIGINT already reaches every process of the terminal's group: it is ignored here (a
   forwarded copy would be each worker's second signal, which means "exit now", not "drain").
 - A worker that exits with a non-zero code while the server is not stopping is replaced if it had
@@ -45,14 +44,13 @@ log = logging.getLogger(__name__)
 
 # Blocked in a worker from its start until its handlers are installed (service/server.py).
 STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT})
-# What a worker process is started with, given its index and its two events (armed, serving).
-WorkerArgs = Callable[[int, Event, Event], tuple[Any, ...]]
+# What a worker process is started with, given its index and its `serving` event.
+WorkerArgs = Callable[[int, Event], tuple[Any, ...]]
 
 
 @dataclass
 class Slot:
     process: BaseProcess
-    armed: Event  # its SIGTERM handler is installed: signals may be passed on to it
     serving: Event  # it got as far as listening: if it dies later, a new one is started
 
 
@@ -74,8 +72,8 @@ class Supervisor:
         self._wake_r, self._wake_w = socket.socketpair()
 
     def _new(self, i: int) -> Slot:
-        armed, serving = self.ctx.Event(), self.ctx.Event()
-        return Slot(self.ctx.Process(target=self.target, args=self.args(i, armed, serving), name=f"worker-{i}"), armed, serving)
+        serving = self.ctx.Event()
+        return Slot(self.ctx.Process(target=self.target, args=self.args(i, serving), name=f"worker-{i}"), serving)
 
     @staticmethod
     def _start(slot: Slot) -> None:
@@ -136,11 +134,7 @@ class Supervisor:
             sig = self.signals.pop(0)
             for slot in self.slots:
                 p = slot.process
-                if p.pid is None:  # not started
-                    continue
-                while p.is_alive() and not slot.armed.wait(0.05):
-                    pass  # still importing: it has no handler yet
-                if p.is_alive():
+                if p.pid is not None and p.is_alive():  # started; one still importing holds it blocked
                     os.kill(p.pid, sig)
 
     def _exited(self, i: int) -> Slot | None:
