@@ -10,7 +10,7 @@ import gc
 import logging
 import os
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,6 +46,9 @@ class State:
     draining: bool = False
     warmup_seconds: float = 0.0
     stop_warmup: threading.Event = field(default_factory=threading.Event)  # set on shutdown
+    # Called when the worker cannot serve after all (its warm-up failed): the server stops and
+    # exits with uvicorn's start-up failure code, as if loading had failed.
+    on_fatal: Callable[[], None] | None = None
 
     def start_draining(self) -> None:
         self.draining = True
@@ -97,13 +100,23 @@ def create_app(settings: Settings, metrics_dir: str | None = None) -> FastAPI:
         extra = {"model": state.meta.name, "version": state.meta.version, "providers": state.engine.providers}
         log.info("ready", extra={**extra, "warmup_s": round(state.warmup_seconds, 3)})
 
+    async def warm_up_or_stop() -> None:
+        try:
+            await become_ready()
+        except Exception:
+            # Not ready, and never will be: a worker that stayed up would answer /readyz 503
+            # forever while nothing restarts it (its liveness is fine).
+            log.exception("warm-up failed: this worker cannot serve the model; stopping")
+            if state.on_fatal is not None:
+                state.on_fatal()
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Loading is quick and must fail start-up when it fails (bad artifact, no CUDA when asked).
         predictor = await asyncio.to_thread(build_predictor, settings, state)
         predictor.batcher.start()
         state.predictor = predictor
-        warming = asyncio.create_task(become_ready(), name="warm-up")
+        warming = asyncio.create_task(warm_up_or_stop(), name="warm-up")
         try:
             yield
         finally:

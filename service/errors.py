@@ -59,6 +59,10 @@ class DeadlineExceeded(ServiceError):
 class NotReady(ServiceError):
     status, code = 503, "not_ready"
 
+    def __init__(self, message: str, fix: str = "", headers: dict[str, str] | None = None) -> None:
+        # Every 503 tells clients and load balancers when to try again.
+        super().__init__(message, fix, {"Retry-After": "1", **(headers or {})})
+
 
 class InferenceFailed(ServiceError):
     status, code = 500, "inference_failed"
@@ -93,11 +97,22 @@ def error_response(status: int, code: str, message: str, fix: str = "", headers:
 
 
 def respond(request: Request, status: int, code: str, message: str, fix: str = "", headers: dict[str, str] | None = None) -> Response:
+    return respond_at(request.url.path, status, code, message, fix, headers)
+
+
+def respond_at(path: str, status: int, code: str, message: str, fix: str = "", headers: dict[str, str] | None = None) -> Response:
     """Our error body, or on /v2 routes the Open Inference Protocol's `{"error": "..."}`."""
-    if request.url.path.startswith("/v2"):
+    if path.startswith("/v2"):
         text = f"{message}. {fix}" if fix else message
         return Response(orjson.dumps({"error": text}), status, headers=headers, media_type="application/json")
     return error_response(status, code, message, fix, headers)
+
+
+def unknown_error(path: str, exc: BaseException) -> Response:
+    """An error nobody expected: logged with its traceback and the request id, answered with a
+    generic 500 that carries the id (the details stay in the log)."""
+    log.error("unhandled error", exc_info=exc)
+    return respond_at(path, 500, "internal_error", "internal server error", "retry; if it persists, report the request_id")
 
 
 def describe_validation(errors: list[Any]) -> str:
@@ -128,12 +143,13 @@ def install(app: FastAPI) -> None:
         fixes = {404: "see /docs for the routes", 405: "see /docs for the methods of this route"}
         return respond(request, exc.status_code, "http_error", str(exc.detail), fixes.get(exc.status_code, ""), dict(exc.headers or {}))
 
-    async def unknown_error(request: Request, exc: Exception) -> Response:
-        log.exception("unhandled error", exc_info=exc)
-        return respond(request, 500, "internal_error", "internal server error", "retry; if it persists, report the request_id")
+    async def last_resort(request: Request, exc: Exception) -> Response:
+        # service/middleware.py answers unknown errors of HTTP requests, with their request id;
+        # this is for anything that gets past it.
+        return unknown_error(request.url.path, exc)
 
     app.add_exception_handler(ServiceError, service_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(ValidationError, validation_error)
     app.add_exception_handler(HTTPException, http_error)
-    app.add_exception_handler(Exception, unknown_error)
+    app.add_exception_handler(Exception, last_resort)

@@ -11,6 +11,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from service.errors import unknown_error
 from service.logs import request_id_var
 from service.metrics import Metrics
 
@@ -45,7 +46,7 @@ class RequestContext:
                 break
         rid = rid or os.urandom(8).hex()
         token = request_id_var.set(rid)
-        status = [500]
+        status = [0]  # until the response starts
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -55,9 +56,16 @@ class RequestContext:
 
         try:
             await self.app(scope, receive, send_with_id)
+        except Exception as exc:
+            # Answered here, not by an exception handler: those run outside this middleware, where
+            # the request id is gone from the log line, the body and the X-Request-ID header.
+            answer = unknown_error(scope["path"], exc)  # logs it, with the request id
+            if status[0]:  # half an answer is out: nothing to send; the server drops the connection
+                raise
+            await answer(scope, receive, send_with_id)
         finally:
             took = time.perf_counter() - start
-            key = (scope["path"], scope["method"], status[0])
+            key = (scope["path"], scope["method"], status[0] or 500)
             children = self.children.get(key)
             if children is None:
                 route = route_label(scope["path"], self.known)

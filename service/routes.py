@@ -12,10 +12,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 import orjson
 from fastapi import APIRouter, Depends, Request
 from pydantic import ValidationError
+from starlette.requests import ClientDisconnect
 from starlette.responses import FileResponse, Response
 
 from service.compression import encode, inflate
-from service.errors import InvalidInput, NotReady, PayloadTooLarge, Unauthorized
+from service.errors import ClientClosed, InvalidInput, NotReady, PayloadTooLarge, Unauthorized
 from service.http_protocol import ON_DISCONNECT
 from service.schemas import RESPONSE_EXAMPLE, ErrorResponse, PredictRequest, PredictResponse
 
@@ -103,11 +104,14 @@ async def read_body(request: Request, limit: int) -> bytes:
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"the body has {declared} bytes; the limit is {limit}", "send fewer or shorter texts per request")
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"the body exceeds {limit} bytes", "send fewer or shorter texts per request")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLarge(f"the body exceeds {limit} bytes", "send fewer or shorter texts per request")
+            chunks.append(chunk)
+    except ClientDisconnect:  # gone before the whole body arrived: nobody to answer, not our failure
+        raise ClientClosed("the client closed the connection before sending the whole body") from None
     return inflate(b"".join(chunks), request.headers.get("content-encoding"), limit)
 
 

@@ -20,6 +20,7 @@ import os
 import shutil
 import signal
 import socket
+import sys
 import tempfile
 import time
 from collections.abc import Callable, MutableSequence
@@ -29,6 +30,7 @@ from types import FrameType
 from typing import Any
 
 import uvicorn
+from uvicorn.config import STARTUP_FAILURE
 
 from service.conn_share import DEAD, ConnectionShare
 from service.http_protocol import CoalescingHttpToolsProtocol
@@ -47,6 +49,16 @@ class DrainingServer(uvicorn.Server):
         super().__init__(config)
         self.settings, self.on_signal, self.on_started = settings, on_signal, on_started
         self.signalled, self.signalled_at = False, 0.0
+        self.failed = False
+
+    def run(self, sockets: list[socket.socket] | None = None) -> None:
+        super().run(sockets=sockets)
+        if self.failed:
+            sys.exit(STARTUP_FAILURE)
+
+    def fail(self) -> None:
+        """The app cannot serve after all (its warm-up failed): stop, and exit as a failed start."""
+        self.failed = self.should_exit = True
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets=sockets)
@@ -124,7 +136,9 @@ def make_server(
         # connection to uvicorn's websocket protocol, and ours never hears it close.
         ws="none",
     )
-    return DrainingServer(config, settings, app.state.svc.start_draining, started)
+    server = DrainingServer(config, settings, app.state.svc.start_draining, started)
+    app.state.svc.on_fatal = server.fail
+    return server
 
 
 def listen_socket(host: str, port: int) -> socket.socket:
@@ -220,8 +234,8 @@ def _worker(
         os._exit(0)
 
     signal.signal(signal.SIGTERM, early_exit)
-    # Ctrl+C too: this process inherited the launcher's "ignore SIGINT", and uvicorn installs its
-    # own handler only once serving; a worker still starting would otherwise come up regardless.
+    # Ctrl+C too: uvicorn installs its own handler only once serving, and Python's default one
+    # (KeyboardInterrupt) could land in the middle of an import.
     signal.signal(signal.SIGINT, early_exit)
     # The supervisor started this process with both blocked: one sent meanwhile arrives now.
     signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)

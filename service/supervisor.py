@@ -2,16 +2,15 @@
 
 - Workers start with SIGTERM and SIGINT blocked and unblock them once their own handlers are in:
   a signal in a worker's first moments (a kill of the whole process group right after start, or
-  one passed on from here) waits for the handler instead of killing the worker (-15) or, for
-  Ctrl+C, being lost (workers inherit "ignore SIGINT"; Linux keeps a blocked signal pending even
-  then). A worker still starting then exits at once, cleanly, having accepted nothing.
-- SIGTERM (docker stop, Kubernetes) reaches only this process (a kill of the whole process group
-  reaches the workers too; they take the copy passed on within a second as the same stop). Its
-  handler only takes note; the loop, which waits on the workers and on a wake-up socket at once,
-  passes the signal on to each worker. Done in the handler itself, it could run in the middle of
-  starting a replacement worker and miss it.
-- Ctrl+C's SIGINT already reaches every process of the terminal's group: it is ignored here (a
-  forwarded copy would be each worker's second signal, which means "exit now", not "drain").
+  one passed on from here) waits for the handler instead of killing the worker (-15) or being
+  lost. A worker still starting then exits at once, cleanly, having accepted nothing.
+- SIGTERM (docker stop, Kubernetes) and SIGINT reach this process; the handler only takes note
+  and the loop, which waits on the workers and on a wake-up socket at once, passes the signal on
+  to each worker. Done in the handler itself, it could run in the middle of starting a
+  replacement worker and miss it. Ctrl+C and a kill of the whole process group reach the workers
+  directly as well: a worker takes a copy that arrives within a second as the same stop. Either
+  way the launcher now knows the server is stopping, so a worker that a second Ctrl+C makes exit
+  at once (code 130) is not taken for a crash and replaced.
 - A worker that exits with a non-zero code while the server is not stopping is replaced if it had
   got as far as serving (killed, out of memory). If it had not (bad artifact, missing provider),
   a new one would die the same way: the others are stopped and the server exits 1.
@@ -36,6 +35,8 @@ from multiprocessing.process import BaseProcess
 from multiprocessing.synchronize import Event
 from types import FrameType
 from typing import Any, cast
+
+from uvicorn.config import STARTUP_FAILURE
 
 from service.conn_share import mark_dead
 from service.metrics import forget_process
@@ -93,7 +94,7 @@ class Supervisor:
             s.setblocking(False)
         signal.set_wakeup_fd(self._wake_w.fileno())
         signal.signal(signal.SIGTERM, self._on_signal)
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, self._on_signal)
         for slot in self.slots:
             if not self.stopping:
                 self._start(slot)
@@ -145,17 +146,19 @@ class Supervisor:
         mark_dead(self.counts, i)  # the others stop making room for its connections
         if pid is not None:
             forget_process(pid, self.metrics_dir)
-        if self.stopping or not code:  # drained on a signal (Ctrl+C's workers exit 0 on their own)
+        if self.stopping or not code:  # drained on a signal
             self.failed = self.failed or bool(code)
-            if not self.stopping:
-                log.info("worker %d (pid %s) exited with code 0 (Ctrl+C, or stopped on its own); not replaced", i, pid)
+            if not self.stopping:  # signalled on its own (`kill <worker pid>`), it drained
+                log.info("worker %d (pid %s) exited with code 0 (stopped on its own); not replaced", i, pid)
             return None
-        if dead.serving.is_set():  # it was serving, then died (killed, out of memory)
+        # Serving, then died (killed, out of memory); not a worker that found it cannot serve
+        # after listening (its warm-up failed), which exits as a failed start.
+        if dead.serving.is_set() and code != STARTUP_FAILURE:
             log.error("worker %d (pid %s) exited with code %s; starting a new one", i, pid, code)
             self.slots[i] = self._new(i)
             self._start(self.slots[i])
             return self.slots[i]
-        log.error("worker %d exited with code %s before serving; stopping the server", i, code)
+        log.error("worker %d exited with code %s: it could not start serving; stopping the server", i, code)
         self.failed = self.stopping = True
         self.signals.append(signal.SIGTERM)
         self._pass_on_signals()

@@ -14,12 +14,14 @@ from typing import Any
 
 import numpy as np
 import orjson
+from pydantic import BaseModel, ConfigDict, NonNegativeInt, StrictBool, ValidationError
 
-from service.errors import BadRequest
+from service.errors import BadRequest, describe_validation
 
 INPUT = "TEXT"
 OUTPUTS = {"PROBS": "FP32", "ATTN": "FP32", "TOKENS": "BYTES", "LENGTHS": "INT32"}
 NUMPY = {"FP32": "<f4", "INT32": "<i4"}
+V2_SHAPE = f"send inputs: [{{name: {INPUT}, datatype: BYTES, shape: [N, 1], data: [...]}}] (the Open Inference Protocol)"
 
 
 @dataclass
@@ -45,9 +47,56 @@ def _bytes_elements(raw: bytes, count: int) -> list[bytes]:
 
 
 def _flatten(data: Any) -> list[Any]:
-    if isinstance(data, list):
-        return [x for item in data for x in _flatten(item)]
-    return [data]
+    """Nested lists (row-major) → their leaves; a loop, not recursion: orjson reads ~1,000 levels
+    of nesting, deeper than Python's recursion limit."""
+    out: list[Any] = []
+    stack = [iter([data])]
+    while stack:
+        for x in stack[-1]:
+            if isinstance(x, list):
+                stack.append(iter(x))
+                break
+            out.append(x)
+        else:
+            stack.pop()
+    return out
+
+
+class _Open(BaseModel):
+    model_config = ConfigDict(extra="allow")  # the protocol lets clients add their own parameters
+
+
+class InputParameters(_Open):
+    binary_data_size: NonNegativeInt | None = None
+
+
+class InputTensor(_Open):
+    name: str
+    datatype: str
+    shape: list[NonNegativeInt]
+    data: Any = None  # nested or flat lists of strings; checked below
+    parameters: InputParameters | None = None
+
+
+class OutputParameters(_Open):
+    binary_data: StrictBool | None = None
+
+
+class OutputTensor(_Open):
+    name: str
+    parameters: OutputParameters | None = None
+
+
+class RequestParameters(_Open):
+    binary_data_output: StrictBool = False
+    timeout: NonNegativeInt | None = None  # microseconds, as tritonclient sends it; 0: none
+
+
+class V2Request(_Open):
+    id: str | None = None
+    inputs: list[InputTensor]
+    outputs: list[OutputTensor] | None = None
+    parameters: RequestParameters | None = None
 
 
 def parse_infer(body: bytes, header_length: int | None) -> InferRequest:
@@ -55,51 +104,49 @@ def parse_infer(body: bytes, header_length: int | None) -> InferRequest:
         raise BadRequest(f"Inference-Header-Content-Length {header_length} does not fit a {len(body)}-byte body", "")
     head, binary = (body[:header_length], body[header_length:]) if header_length is not None else (body, b"")
     try:
-        req = orjson.loads(head)
-    except orjson.JSONDecodeError as e:
-        raise BadRequest(f"the inference request header is not valid JSON: {e}", "send the V2 JSON request") from None
-    if not isinstance(req, dict) or not isinstance(req.get("inputs"), list) or len(req["inputs"]) != 1:
-        raise BadRequest(
-            f"expected exactly one input tensor named {INPUT}", f"send inputs: [{{name: {INPUT}, datatype: BYTES, shape: [N, 1]}}]"
-        )
-    (t,) = req["inputs"]
-    if t.get("name") != INPUT:
-        raise BadRequest(f"unknown input {t.get('name')!r}; the model's only input is {INPUT}", "rename the input")
-    if t.get("datatype") != "BYTES":
-        raise BadRequest(f"input {INPUT} has datatype {t.get('datatype')!r}; expected BYTES", "send the texts as a BYTES tensor")
-    shape = t.get("shape")
-    if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):
-        raise BadRequest(f"input {INPUT} has shape {shape!r}", "give the shape as a list of sizes, e.g. [N, 1]")
-    count = math.prod(shape)
-    size = (t.get("parameters") or {}).get("binary_data_size")
+        req = V2Request.model_validate_json(head)
+    except ValidationError as e:
+        first = e.errors()[0]
+        if first["type"] == "json_invalid":
+            raise BadRequest(f"the inference request header is not valid JSON: {first['msg']}", "send the V2 JSON request") from None
+        raise BadRequest(f"malformed inference request: {describe_validation(list(e.errors()))}", V2_SHAPE) from None
+    if len(req.inputs) != 1:
+        raise BadRequest(f"expected exactly one input tensor named {INPUT}", V2_SHAPE)
+    (t,) = req.inputs
+    if t.name != INPUT:
+        raise BadRequest(f"unknown input {t.name!r}; the model's only input is {INPUT}", "rename the input")
+    if t.datatype != "BYTES":
+        raise BadRequest(f"input {INPUT} has datatype {t.datatype!r}; expected BYTES", "send the texts as a BYTES tensor")
+    count = math.prod(t.shape)
+    size = t.parameters.binary_data_size if t.parameters else None
     if size is not None:
         if len(binary) < size:
             raise BadRequest(f"input {INPUT} announces {size} binary bytes, the body has {len(binary)}", "")
         items = _bytes_elements(binary[:size], count)
     else:
-        data = _flatten(t.get("data", []))
+        data = _flatten(t.data if t.data is not None else [])
         if not all(isinstance(x, str) for x in data):
             raise BadRequest(f"input {INPUT} data must be strings", "")
         items = [x.encode() for x in data]
     if len(items) != count:
-        raise BadRequest(f"input {INPUT} has {len(items)} elements for shape {shape}", "make the shape match the data")
+        raise BadRequest(f"input {INPUT} has {len(items)} elements for shape {t.shape}", "make the shape match the data")
     try:
         texts = [b.decode("utf-8") for b in items]
     except UnicodeDecodeError as e:
         raise BadRequest(f"an element of {INPUT} is not UTF-8: {e}", "encode the texts as UTF-8") from None
-    params = req.get("parameters") or {}
-    default_binary = bool(params.get("binary_data_output", False))
-    wanted = req.get("outputs")
-    if wanted:
-        unknown = [o.get("name") for o in wanted if o.get("name") not in OUTPUTS]
+    params = req.parameters or RequestParameters()
+    if req.outputs:
+        unknown = [o.name for o in req.outputs if o.name not in OUTPUTS]
         if unknown:
             raise BadRequest(f"unknown outputs {unknown}; the model has {list(OUTPUTS)}", "ask for existing outputs")
-        outputs = {o["name"]: bool((o.get("parameters") or {}).get("binary_data", default_binary)) for o in wanted}
+        outputs = {}
+        for o in req.outputs:
+            binary_data = o.parameters.binary_data if o.parameters else None
+            outputs[o.name] = params.binary_data_output if binary_data is None else binary_data
     else:
-        outputs = dict.fromkeys(OUTPUTS, default_binary)
-    timeout_us = params.get("timeout")
-    timeout_ms = max(1, math.ceil(int(timeout_us) / 1000)) if timeout_us else None
-    return InferRequest(texts, outputs, req.get("id"), timeout_ms, params)
+        outputs = dict.fromkeys(OUTPUTS, params.binary_data_output)
+    timeout_ms = math.ceil(params.timeout / 1000) if params.timeout else None
+    return InferRequest(texts, outputs, req.id, timeout_ms, params.model_dump(exclude_none=True))
 
 
 def tensors(probs: np.ndarray, attn: list[np.ndarray], tokens: list[list[str]]) -> dict[str, np.ndarray]:

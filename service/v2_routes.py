@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
 from service import v2_codec
-from service.errors import NotFound, NotReady
+from service.errors import BadRequest, NotFound, NotReady
 from service.routes import StateDep, answer, check_key, read_body, require_key, results_unless_gone
 
 if TYPE_CHECKING:
@@ -102,7 +102,9 @@ async def infer(request: Request) -> Response:
         raise NotReady("the model is not loaded yet", "retry shortly")
     body = await read_body(request, state.settings.max_body_bytes)
     header = request.headers.get(HEADER)
-    req = v2_codec.parse_infer(body, int(header) if header and header.isdigit() else None)
+    if header is not None and not (header.isascii() and header.isdigit()):
+        raise BadRequest(f"{HEADER} is {header!r}, not a byte count", "send the JSON header's length in bytes, or leave the header out")
+    req = v2_codec.parse_infer(body, int(header) if header is not None else None)
     predictor = state.predictor
     job = predictor.submit(req.texts, True, req.timeout_ms)
     results = await results_unless_gone(request, predictor, job)

@@ -7,6 +7,7 @@ import contextlib
 import os
 import re
 import signal
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -108,8 +109,11 @@ def test_readiness_503_while_warming_up_then_200(start_server: StartServer) -> N
     s = start_server(ready=False, warmup_runs=300, max_batch_size=64)
     s.wait_live()
     r = s.client.get("/readyz")
-    assert r.status_code == 503 and r.json()["error"]["code"] == "not_ready"
+    assert r.status_code == 503 and r.json()["error"]["code"] == "not_ready" and r.headers["retry-after"] == "1"
     assert s.client.get("/healthz").json()["ready"] is False
+    for path in ("/v2/health/ready", "/v2/models/tiny/ready"):  # the Open Inference Protocol's, alike
+        r = s.client.get(path)
+        assert r.status_code == 503 and r.headers["retry-after"] == "1", path
     s.wait_ready(timeout=60)
     assert s.client.get("/healthz").json()["ready"] is True
 
@@ -194,3 +198,21 @@ def test_client_disconnect_drops_its_queued_texts(start_server: StartServer, pat
     m = s.client.get("/metrics").text
     assert _metric(m, "sentiment_texts_total", outcome="cancelled") == 2
     assert _metric(m, "sentiment_texts_total", outcome="ok") == 0
+
+
+@pytest.mark.parametrize(
+    ("path", "route"), [("/predict", "/predict"), ("/v2/models/tiny/infer", "/v2/models/{model}/infer")], ids=["predict", "v2"]
+)
+def test_client_gone_before_its_body_arrived_is_not_a_server_error(start_server: StartServer, path: str, route: str) -> None:
+    s = start_server()
+    host, port = s.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port))) as sock:  # announces 1,000 bytes, sends 10
+        sock.sendall(f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n".encode())
+        sock.sendall(b'{"text": "')
+        time.sleep(0.2)  # the route is reading the body
+    end = time.monotonic() + 5
+    while not _metric(m := s.client.get("/metrics").text, "sentiment_requests_total", route=route, status="499"):
+        assert time.monotonic() < end, m  # counted as the client's doing (nginx's 499)
+        time.sleep(0.05)
+    assert _metric(m, "sentiment_requests_total", route=route, status="500") == 0
+    assert "unhandled error" not in s.logs() and "Exception in ASGI application" not in s.logs()

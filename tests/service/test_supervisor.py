@@ -3,6 +3,7 @@ killed while serving, a worker that cannot start."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -70,7 +71,40 @@ def test_two_workers_worker_dying_before_it_serves_stops_the_server(start_server
     (broken / "model.onnx").write_bytes(b"not an onnx model")
     s = start_server(ready=False, workers=2, artifact=broken)
     assert s.proc.wait(60) == 1, s.logs()  # no restart loop: a new worker would die the same way
-    assert "before serving; stopping the server" in s.logs()
+    assert "could not start serving; stopping the server" in s.logs()
+
+
+def _bad_pad_artifact(tiny_artifact: Path, tmp_path: Path) -> Path:
+    """An artifact that loads, but whose warm-up input (pad id + 1) lies outside the vocabulary."""
+    bad = tmp_path / "bad-pad"
+    shutil.copytree(tiny_artifact, bad)
+    meta = json.loads((bad / "metadata.json").read_text())
+    meta["model_config"]["pad_id"] = meta["model_config"]["vocab_size"] - 1
+    (bad / "metadata.json").write_text(json.dumps(meta))
+    return bad
+
+
+def test_two_workers_warm_up_failure_stops_the_server(start_server: StartServer, tiny_artifact: Path, tmp_path: Path) -> None:
+    s = start_server(ready=False, workers=2, artifact=_bad_pad_artifact(tiny_artifact, tmp_path))
+    assert s.proc.wait(60) == 1, s.logs()  # not a worker left up, unready for good, nor a restart loop
+    assert "warm-up failed" in s.logs()
+    assert "could not start serving; stopping the server" in s.logs()
+    assert "starting a new one" not in s.logs()
+
+
+def test_one_worker_warm_up_failure_exits_as_a_failed_start(start_server: StartServer, tiny_artifact: Path, tmp_path: Path) -> None:
+    s = start_server(ready=False, workers=1, artifact=_bad_pad_artifact(tiny_artifact, tmp_path))
+    assert s.proc.wait(60) == 3, s.logs()  # uvicorn's start-up failure code
+
+
+def test_two_workers_second_ctrl_c_stops_without_replacing_workers(start_server: StartServer) -> None:
+    s = start_server(own_group=True, workers=2, shutdown_delay_s=5)
+    os.killpg(s.proc.pid, signal.SIGINT)  # Ctrl+C: the workers stop being ready, serve 5 s more
+    time.sleep(1.5)  # past the second in which a repeat counts as the same signal
+    os.killpg(s.proc.pid, signal.SIGINT)  # Ctrl+C again: stop now
+    s.proc.wait(30)
+    assert "starting a new one" not in s.logs()
+    assert s.logs().count("Started server process") == 2  # no replacement worker came up
 
 
 def test_two_workers_sigterm_during_start_up_exits_cleanly(start_server: StartServer) -> None:

@@ -113,3 +113,15 @@ def test_v2_infer_needs_the_api_key_health_does_not(start_server: Callable[..., 
     res = c.infer("tiny", [_text_input(["fine"])], headers={"Authorization": "Bearer k"})
     assert res.as_numpy("PROBS").shape == (1, 2)  # type: ignore[union-attr]
     c.close()
+
+
+@pytest.mark.parametrize(
+    ("body", "headers", "needle"),
+    [
+        (b'{"inputs": [1]}', {}, "inputs.0: Input should be an object"),
+        (b'{"inputs": []}', {"Inference-Header-Content-Length": "1O"}, "not a byte count"),
+    ],
+)
+def test_v2_malformed_request_answers_400_with_the_reason(server: Server, body: bytes, headers: dict[str, str], needle: str) -> None:
+    r = server.client.post("/v2/models/tiny/infer", content=body, headers=headers)
+    assert r.status_code == 400 and needle in r.json()["error"]

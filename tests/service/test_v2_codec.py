@@ -78,3 +78,44 @@ def test_encode_json_float32_written_with_float32_digits() -> None:
     body, n = encode_infer("m", "1", InferRequest(["a"], {"PROBS": False}), out)
     assert n is None
     assert b'"data":[0.00015391716,0.9998461]' in body
+
+
+OK_INPUT = {"name": "TEXT", "datatype": "BYTES", "shape": [1, 1], "data": ["a"]}
+
+
+@pytest.mark.parametrize(
+    ("request_", "needle"),
+    [
+        ({"inputs": [1]}, r"inputs\.0: Input should be an object"),
+        ({"inputs": [OK_INPUT], "parameters": [1]}, "parameters: Input should be an object"),
+        ({"inputs": [{**OK_INPUT, "parameters": [1]}]}, r"inputs\.0\.parameters: Input should be an object"),
+        ({"inputs": [OK_INPUT], "outputs": "PROBS"}, "outputs: Input should be a valid array"),
+        ({"inputs": [OK_INPUT], "outputs": [{"name": "PROBS", "parameters": [1]}]}, r"outputs\.0\.parameters"),
+        ({"inputs": [OK_INPUT], "parameters": {"timeout": "abc"}}, r"parameters\.timeout"),
+        ({"inputs": [OK_INPUT], "parameters": {"timeout": -5}}, r"parameters\.timeout: Input should be greater than or equal to 0"),
+        ({"inputs": [{**OK_INPUT, "parameters": {"binary_data_size": "4x"}}]}, r"binary_data_size"),
+        ({"inputs": [{**OK_INPUT, "shape": [1.5]}]}, r"inputs\.0\.shape\.0"),
+        ({"inputs": [OK_INPUT], "id": 5}, "id: Input should be a valid string"),
+        ([1], "body: Input should be an object"),
+    ],
+)
+def test_parse_malformed_request_is_a_bad_request_not_a_crash(request_: object, needle: str) -> None:
+    with pytest.raises(BadRequest, match=needle):
+        parse_infer(orjson.dumps(request_), None)
+
+
+def test_parse_deeply_nested_data_flattens_without_recursion() -> None:
+    body = b'{"inputs":[{"name":"TEXT","datatype":"BYTES","shape":[1],"data":' + b"[" * 150 + b'"a"' + b"]" * 150 + b"}]}"
+    assert parse_infer(body, None).texts == ["a"]
+
+
+def test_parse_per_output_binary_flag_overrides_the_request_default() -> None:
+    body = orjson.dumps(
+        {
+            "inputs": [OK_INPUT],
+            "outputs": [{"name": "PROBS", "parameters": {"binary_data": True}}, {"name": "ATTN"}],
+            "parameters": {"binary_data_output": False, "timeout": 0, "priority": 1},
+        }
+    )
+    req = parse_infer(body, None)
+    assert req.outputs == {"PROBS": True, "ATTN": False} and req.timeout_ms is None and req.parameters["priority"] == 1
