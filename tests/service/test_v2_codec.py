@@ -104,9 +104,14 @@ def test_parse_malformed_request_is_a_bad_request_not_a_crash(request_: object, 
         parse_infer(orjson.dumps(request_), None)
 
 
-def test_parse_deeply_nested_data_flattens_without_recursion() -> None:
-    body = b'{"inputs":[{"name":"TEXT","datatype":"BYTES","shape":[1],"data":' + b"[" * 150 + b'"a"' + b"]" * 150 + b"}]}"
-    assert parse_infer(body, None).texts == ["a"]
+def _nested(depth: int) -> bytes:
+    return b'{"inputs":[{"name":"TEXT","datatype":"BYTES","shape":[1],"data":' + b"[" * depth + b'"a"' + b"]" * depth + b"}]}"
+
+
+def test_parse_nested_data_flattens_and_too_deep_is_a_bad_request() -> None:
+    assert parse_infer(_nested(150), None).texts == ["a"]
+    with pytest.raises(BadRequest, match="recursion limit"):  # was a RecursionError (a 500)
+        parse_infer(_nested(900), None)
 
 
 def test_parse_per_output_binary_flag_overrides_the_request_default() -> None:
