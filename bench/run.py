@@ -270,7 +270,7 @@ def render(runs: list[Run], a: argparse.Namespace) -> str:
             where = f"around {r.scenario} c={r.concurrency}, batch {whole_batch(r.mean_batch)}"
             spread = f"before {r.ceilings[0]:.0f}, after {r.ceilings[1]:.0f}"
             lines.append(f"- ceiling {where}: {r.ceiling:.0f} texts/s ({spread}) = {per_text:.0f} µs of CPU per text.")
-    lines += ["", 'Where the time goes is in docs/SERVING.md ("Performance").']
+    lines += ["", "Where the time goes is in docs/PERFORMANCE.md."]
     return "\n".join(lines) + "\n"
 
 

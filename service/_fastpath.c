@@ -3,7 +3,7 @@
  *
  * Why: in Python each token costs a dict (text, start, end, attention, piece), two string slices
  * and list appends, ~25 tokens per review. Under load that per-token work was about half the
- * event loop's CPU and crowded the engine thread off its core (docs/SERVING.md, Performance).
+ * event loop's CPU and crowded the engine thread off its core (docs/PERFORMANCE.md).
  * Here a text's tokens are three compact buffers and one list of cached piece strings, and the
  * answer's token objects are written straight into one bytes object.
  *

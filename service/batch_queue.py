@@ -63,7 +63,7 @@ def pick_batch(anchor: Item, lanes: dict[int, deque[Item]], limits: BatchLimits,
     A text joins only if it adds at most `split_cost_tokens` of padding (its own, if shorter than
     the batch's longest; the others', if longer): onnxruntime's cost is proportional to the
     padded tokens from about 4 texts per batch on, so padding is waste, while one more batch
-    costs the event loop a little (see docs/SERVING.md). So only lengths within
+    costs the event loop a little (see docs/PERFORMANCE.md). So only lengths within
     `split_cost_tokens` of the anchor can join.
     """
     batch, longest, cost = [anchor], anchor.n, limits.split_cost_tokens

@@ -39,7 +39,7 @@ RunFn = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 Result = tuple[np.ndarray, np.ndarray]  # probabilities (C,), attention (L,)
 # A further batch of texts that have not yet waited max_wait joins an engine call only if about
 # this many texts can form it: onnxruntime's cost per text is flat from about 4 texts per batch on
-# (1.39× for a lone text, 1.09× for two; docs/SERVING.md), and a smaller group left queued gets
+# (1.39× for a lone text, 1.09× for two; docs/PERFORMANCE.md), and a smaller group left queued gets
 # company during the call. Texts that have waited max_wait already run now, in any batch: like the
 # first batch's, their wait for company is over (and a text of a rare length is not passed over
 # call after call: single texts at c=64, p99 69-77 → 48-60 ms in three alternating rounds).

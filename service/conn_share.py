@@ -5,7 +5,7 @@ one of them by a hash of its addresses: fair on average, but a few long-lived ke
 connections land unevenly (64 connections over 2 workers came out 32/32, 27/37 and 31/33 in one
 session). The worker holding more then queues more texts per engine call while the other idles in
 between, and the slowest requests wait on the busier worker: that set p99 at c=64
-(docs/SERVING.md, Performance, session 8).
+(docs/PERFORMANCE.md, session 8).
 
 So every worker publishes its count of open connections in one shared array (one slot each; a
 worker writes only its own slot, from the moment it listens, and the launcher marks the slot of a

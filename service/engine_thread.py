@@ -2,7 +2,7 @@
 
 Lighter than `loop.run_in_executor` on a ThreadPoolExecutor: a call is one SimpleQueue put and one
 `call_soon_threadsafe` back, ~26 µs of CPU a round trip on one core instead of ~50 µs (measured in
-docs/SERVING.md, Performance), paid once per batch.
+docs/PERFORMANCE.md), paid once per batch.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ uvicorn writes a response's status line and headers as soon as the app sends
 `http.response.start`, then the body separately: two sends per response, and on a busy server each
 send wakes the client and hands the CPU around once more. Writes made during one event-loop
 iteration are buffered here and go out in one send at the end of it (the head and the body of a
-plain response are written in the same iteration). Measured in docs/SERVING.md, Performance.
+plain response are written in the same iteration). Measured in docs/PERFORMANCE.md.
 
 Past uvicorn's write high-water mark the buffer is sent at once, so a large or streamed response
 still meets the transport's flow control (uvicorn's `send` waits while the client is slow).
@@ -14,7 +14,7 @@ A client that closes its connection while its request runs: the protocol hears i
 or a body over its high-water mark, until reading resumes) and calls the callbacks the app put in
 the request's `scope["extensions"][ON_DISCONNECT]` list. The app learns of a disconnect
 without a watcher task per request (a task that awaits `receive()` cost ~250 µs of event-loop CPU
-per request under load; measured in docs/SERVING.md, Performance).
+per request under load; measured in docs/PERFORMANCE.md).
 """
 
 from __future__ import annotations

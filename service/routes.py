@@ -195,8 +195,8 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 
 # /predict is served by a plain Starlette route (registered in app.py), not a FastAPI one: FastAPI's
 # per-request machinery (dependency solving, exit stacks, telemetry hooks) cost about 90 µs of CPU
-# per request, a third of the app's own work on a single-text request (docs/SERVING.md,
-# Performance). This documentation-only router gives the route its OpenAPI entry.
+# per request, a third of the app's own work on a single-text request (docs/PERFORMANCE.md).
+# This documentation-only router gives the route its OpenAPI entry.
 predict_docs = APIRouter()
 
 

@@ -2,7 +2,7 @@
 
 `tokenizers` spends ~40–75 µs of CPU on a review-sized text (~25 tokens) here, most of it in the
 normalizer's and pre-tokenizer's per-character bookkeeping, and under load tokenizing was the
-largest single cost of the event loop (docs/SERVING.md, Performance). For the pipeline our
+largest single cost of the event loop (docs/PERFORMANCE.md). For the pipeline our
 artifacts ship (BertNormalizer, BertPreTokenizer, WordPiece, no post-processor), normalising and
 splitting plain text is simple: ASCII is lowercased (one character for one, so offsets do not
 move), whitespace dropped, and every punctuation character cut off as a word of its own. The fast
@@ -234,7 +234,7 @@ class TextTokenizer:
     def encode(self, texts: list[str]) -> list[Encoded]:
         # One text at a time, not encode_batch: its thread pool spreads a request over every
         # core, where the other workers and the engine threads are already busy; under load
-        # that cost more CPU per text than it saved in latency (docs/SERVING.md, Performance).
+        # that cost more CPU per text than it saved in latency (docs/PERFORMANCE.md).
         out = []
         for text in texts:
             enc = (self._fast(text) if self.fast else None) or self._slow(text)
