@@ -1,6 +1,9 @@
 # Two commands matter: `make run` and `make test`. Both bootstrap .venv from the pinned
 # dependencies in pyproject.toml and are fast when nothing changed.
 SHELL := /bin/bash
+# A recipe that fails leaves no half-made target behind (e.g. an artifact whose metadata.json was
+# written before evaluation failed, which the next `make run` would otherwise serve as done).
+.DELETE_ON_ERROR:
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -10,10 +13,17 @@ STAMP := $(VENV)/.stamp-$(shell cat pyproject.toml service/_fastpath.c | sha256s
 
 .PHONY: run test lint typecheck artifact venv bench clean lock tools teacher
 
+# torch (training and tests only; serving never imports it) must be the CPU build: on Linux,
+# PyPI's torch is a CUDA build with several GB of nvidia-* wheels. A wheel on this machine's disk
+# (pip's find-links, as on the project machines) is used as is; elsewhere it comes from PyTorch's
+# CPU index. The project's own install then finds torch satisfied.
+TORCH := torch==2.13.0
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
+
 $(STAMP):
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	# torch is pinned to the CPU build that lies on this machine's disk; never let pip resolve
-	# an unpinned torch (that would download a multi-GB CUDA build).
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-index --no-deps '$(TORCH)' 2>/dev/null \
+	  || $(PY) -m pip install --quiet --disable-pip-version-check --index-url $(TORCH_INDEX) '$(TORCH)'
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[train,dev]'
 	rm -f $(VENV)/.stamp-* && touch $@
 

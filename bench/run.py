@@ -27,6 +27,7 @@ import httpx
 
 from bench.ceiling import ceiling
 from bench.cpu import CpuSplit, thread_seconds, workers_of
+from bench.wrk import lua_script, wrk
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -62,37 +63,6 @@ def test_texts(n: int) -> list[str]:
     return [e.text for e in grouped_split(load_rotten_tomatoes(ROOT / ".cache")).test][:n]
 
 
-def lua_script(bodies: list[str], path: Path) -> None:
-    quoted = ",\n".join(f"[==[{b}]==]" for b in bodies)
-    path.write_text(
-        f"local bodies = {{\n{quoted}\n}}\nlocal i = 0\n"
-        'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
-        'request = function()\n  i = i % #bodies + 1\n  return wrk.format(nil, "/predict", nil, bodies[i])\nend\n'
-    )
-
-
-def to_ms(v: str) -> float:
-    m = re.match(r"([\d.]+)(us|ms|s|m)", v)
-    assert m, v
-    return float(m.group(1)) * {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 6e4}[m.group(2)]
-
-
-def wrk(url: str, script: Path, conc: int, seconds: int) -> tuple[float, float, float, int]:
-    out = subprocess.run(
-        ["wrk", "-t1", f"-c{conc}", f"-d{seconds}s", "--latency", "--timeout", "10s", "-s", str(script), url],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    p50 = to_ms(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
-    p99 = to_ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
-    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
-    sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
-    errors = (int(non2xx.group(1)) if non2xx else 0) + (sum(int(x) for x in sock.groups()) if sock else 0)
-    return rps, p50, p99, errors
-
-
 def batch_counts(url: str) -> tuple[float, float]:
     text = httpx.get(url + "/metrics").text
     s = re.search(r"^sentiment_batch_size_texts_sum (\S+)", text, re.M)
@@ -111,7 +81,11 @@ def whole_batch(mean: float) -> int:
 
 
 def start(cmd: list[str], env: dict[str, str], url: str, log: Path) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **env}, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    """Only the settings given here: none from the caller's SENTIMENT_* variables, and none from a
+    .env file in the repository (the server runs in the log's folder, which has none)."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("SENTIMENT_")}
+    clean["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), clean.get("PYTHONPATH", "")]))  # bench.naive_app
+    proc = subprocess.Popen(cmd, cwd=log.parent, env={**clean, **env}, stdout=log.open("wb"), stderr=subprocess.STDOUT)
     end = time.monotonic() + 120
     while time.monotonic() < end:
         try:
@@ -145,11 +119,13 @@ def main() -> None:
     texts = test_texts(1000)
     tmp = Path(tempfile.mkdtemp(prefix="bench-"))
     scenarios = {"single": 1, "batch32": 32}
-    lua_script([json.dumps({"text": t}) for t in texts[:400]], tmp / "single.lua")
-    lua_script([json.dumps({"texts": texts[i : i + 32]}) for i in range(0, 32 * 30, 32)], tmp / "batch32.lua")
+    # Each scenario's texts, which its ceiling runs on too.
+    sent = {"single": texts[:400], "batch32": texts[: 32 * 30]}
+    lua_script([json.dumps({"text": t}) for t in sent["single"]], tmp / "single.lua")
+    lua_script([json.dumps({"texts": sent["batch32"][i : i + 32]}) for i in range(0, 32 * 30, 32)], tmp / "batch32.lua")
 
-    def ceiling_at(mean: float) -> float:
-        return ceiling(a.artifact, texts, whole_batch(mean), a.workers, a.threads)
+    def ceiling_at(scenario: str, mean: float) -> float:
+        return ceiling(a.artifact, sent[scenario], whole_batch(mean), a.workers, a.threads)
 
     runs: list[Run] = []
     svc_env = {
@@ -181,16 +157,21 @@ def main() -> None:
             "http://127.0.0.1:18081",
         ),
     }
-    for name, (cmd, env, url) in servers.items():
-        proc = start(cmd, env, url, tmp / f"{name}.log")
-        try:
-            for scen, n in scenarios.items():
-                for c in concs:
+    # Both servers up at once (the idle one costs nothing), each point measured on one right after
+    # the other: this machine's speed drifts by ±15% over minutes, and "vs naive" is a ratio.
+    procs: dict[str, subprocess.Popen[bytes]] = {}
+    try:
+        for name, (cmd, env, url) in servers.items():
+            procs[name] = start(cmd, env, url, tmp / f"{name}.log")
+        for scen, n in scenarios.items():
+            for c in concs:
+                for name, (_, _, url) in servers.items():
+                    proc = procs[name]
                     warm = batch_counts(url) if name == "service" else (0.0, 0.0)
                     wrk(url, tmp / f"{scen}.lua", c, 2)  # warm-up, discarded
                     before = batch_counts(url) if name == "service" else (0.0, 0.0)
                     if name == "service":  # the ceiling before, at the warm-up's batch size
-                        first = ceiling_at(mean_batch(warm, before))
+                        first = ceiling_at(scen, mean_batch(warm, before))
                     cpu_before = thread_seconds(workers_of(proc.pid))
                     rps, p50, p99, err = wrk(url, tmp / f"{scen}.lua", c, a.seconds)
                     r = Run(name, scen, c, rps, p50, p99, err, n)
@@ -198,18 +179,23 @@ def main() -> None:
                         r.cpu = CpuSplit.between(cpu_before, thread_seconds(workers_of(proc.pid)))
                         after = batch_counts(url)
                         r.mean_batch = mean_batch(before, after)
-                        r.ceilings = (first, ceiling_at(r.mean_batch))
+                        r.ceilings = (first, ceiling_at(scen, r.mean_batch))
                     runs.append(r)
                     line = f"{name:8} {scen:8} c={c:<3} {rps:9.1f} req/s {r.texts_per_s:9.1f} texts/s"
                     top = f" ceiling {r.ceiling:.0f} texts/s (before/after {r.ceilings[0]:.0f}/{r.ceilings[1]:.0f})" if r.ceilings else ""
                     print(f"{line} p50 {p50:7.2f} ms p99 {p99:7.2f} ms errors {err}{top}", flush=True)
-        finally:
+    finally:
+        for proc in procs.values():
             stop(proc)
 
     report = render(runs, a)
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(report)
     print(report)
+
+
+def _failed(r: Run) -> str:
+    return f", but {r.errors} requests failed: not a valid point" if r.errors else ""
 
 
 def render(runs: list[Run], a: argparse.Namespace) -> str:
@@ -227,11 +213,13 @@ def render(runs: list[Run], a: argparse.Namespace) -> str:
         f"- Versions: Python {platform.python_version()}, onnxruntime {ort.__version__}, model {meta['name']} {meta['version']} "
         f"({meta['model_config']['cell']}, hidden {meta['model_config']['hidden_size']}).",
         f"- Settings: {a.workers} worker processes × {a.threads} onnxruntime thread(s) for both servers; {a.seconds} s per point "
-        "after a 2 s warm-up; texts from the test split (mean ≈ 25 tokens).",
-        "- naive: a FastAPI endpoint that runs the model once per request (no batching), `bench/naive_app.py`.",
-        "- ceiling: onnxruntime called in-process in the same topology, length-sorted batches at the service's mean batch size, "
-        "measured for 5 s right before the point (at the warm-up's batch size) and 5 s right after it; the mean of both "
-        "(the machine's speed drifts by ±15% over minutes).",
+        "after a 2 s warm-up; texts from the test split (mean ≈ 25 tokens): 400 single texts, 30 requests of 32; "
+        "req/s counts answered (2xx) requests only.",
+        "- naive: a FastAPI endpoint that runs the model once per request (no batching), `bench/naive_app.py`; each of its "
+        "points is measured right after the service's same point (both servers up, the idle one costs nothing).",
+        "- ceiling: onnxruntime called in-process in the same topology on the point's own texts, length-sorted batches at the "
+        "service's mean batch size, measured for 5 s right before the point (at the warm-up's batch size) and 5 s right "
+        "after it; the mean of both (the machine's speed drifts by ±15% over minutes).",
         "- CPU µs per text: the service workers' CPU time during the point (from /proc, `bench/cpu.py`) per text answered, "
         "split into the event-loop threads (HTTP, validation, tokenising, batching, answers) and the engine threads (onnxruntime).",
         "",
@@ -256,14 +244,14 @@ def render(runs: list[Run], a: argparse.Namespace) -> str:
         x = s64.texts_per_s / n64.texts_per_s
         met = "met" if x >= 1.5 else "NOT met"
         lines.append(f"- single text, c=64: {x:.3f}× the naive endpoint (target ≥ 1.5×: {met}), ")
-        lines[-1] += f"p99 {s64.p99_ms:.1f} ms (target ≤ 50 ms: {'met' if s64.p99_ms <= 50 else 'NOT met'})."
+        lines[-1] += f"p99 {s64.p99_ms:.1f} ms (target ≤ 50 ms: {'met' if s64.p99_ms <= 50 else 'NOT met'})" + _failed(s64) + "."
     for c in (16, 64):
         b32 = svc.get(("batch32", c))
         top = b32.ceiling if b32 else None
         if b32 and top:
             share = 100 * b32.texts_per_s / top
             met = "met" if share >= 80 else "NOT met"
-            lines.append(f"- 32-text requests, c={c}: {share:.1f}% of the in-process ceiling (target ≥ 80%: {met}).")
+            lines.append(f"- 32-text requests, c={c}: {share:.1f}% of the in-process ceiling (target ≥ 80%: {met}){_failed(b32)}.")
     for r in runs:
         if r.ceiling and r.ceilings and r.mean_batch:
             per_text = 1e6 * a.workers / r.ceiling

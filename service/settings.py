@@ -5,12 +5,13 @@ environment. Labels and max length are not settings: they come from the artifact
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from service.cpus import usable_cpus
 
 Device = Literal["auto", "cpu", "cuda", "tensorrt"]
 GraphOpt = Literal["disable", "basic", "extended", "all"]
@@ -34,7 +35,9 @@ class Settings(BaseSettings):
 
     # Execution provider and onnxruntime threads.
     device: Device = Field("auto", description="auto: CUDA when it really works, else CPU with a warning")
-    intra_op_threads: int = Field(0, ge=0, description="0: the machine's cores divided by workers (at least 1)")
+    intra_op_threads: int = Field(
+        0, ge=0, description="0: the usable CPUs (affinity, capped by a cgroup CPU limit) divided by workers (at least 1)"
+    )
     inter_op_threads: int = Field(1, ge=1)
     graph_optimization: GraphOpt = "all"
     cuda_tf32: bool = Field(False, description="allow TF32 on CUDA: faster, outputs move by ~1e-3")
@@ -87,7 +90,9 @@ class Settings(BaseSettings):
             raise ValueError("request_timeout_ms must not exceed max_request_timeout_ms")
         return self
 
-    def threads_per_worker(self) -> int:
+    def threads_per_worker(self, cpus: int | None = None) -> int:
+        """`intra_op_threads`, or else the usable CPUs (affinity and cgroup quota, service/cpus.py)
+        split between the workers."""
         if self.intra_op_threads:
             return self.intra_op_threads
-        return max(1, (os.cpu_count() or 1) // self.workers)
+        return max(1, (usable_cpus() if cpus is None else cpus) // self.workers)

@@ -62,3 +62,6 @@ def test_int8_artifact_records_its_accuracy_delta(tiny_artifact: Path) -> None:
         == meta["metrics"]["test"]["accuracy"] - json.loads((tiny_artifact / "metadata.json").read_text())["metrics"]["test"]["accuracy"]
     )
     assert OnnxClassifier(q)(["good"]).probabilities.shape == (1, 2)
+    float_meta = json.loads((tiny_artifact / "metadata.json").read_text())
+    assert meta["quantized_from"] == {"name": float_meta["name"], "version": float_meta["version"]}
+    assert "parity_max_abs_diff" not in meta  # the float export's parity is not the int8 graph's

@@ -14,8 +14,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import ROOT
-
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -34,7 +32,7 @@ class Server:
         self.log = log_path.open("wb")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "service", "serve"],
-            cwd=ROOT,
+            cwd=log_path.parent,  # not the repository: a developer's .env there would change the settings
             env=env,
             stdout=self.log,
             stderr=subprocess.STDOUT,
