@@ -8,8 +8,11 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 ARTIFACT := artifacts/default
-# Re-install only when pyproject.toml or the C extension changes (the stamp records which was installed).
-STAMP := $(VENV)/.stamp-$(shell cat pyproject.toml service/_fastpath.c | sha256sum | cut -c1-16)
+# Every package .venv gets, transitive ones included, pinned (`make lock` regenerates it): a clean
+# clone installs the same set whatever PyPI holds that day.
+LOCK := requirements/dev.txt
+# Re-install only when pyproject.toml, the lock or the C extension changes (the stamp records which).
+STAMP := $(VENV)/.stamp-$(shell cat pyproject.toml $(LOCK) service/_fastpath.c | sha256sum | cut -c1-16)
 
 .PHONY: run test lint typecheck artifact venv bench clean lock tools teacher
 
@@ -20,11 +23,14 @@ STAMP := $(VENV)/.stamp-$(shell cat pyproject.toml service/_fastpath.c | sha256s
 TORCH := torch==2.13.0
 TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 
+# $(call install_torch,<python>)
+install_torch = $(1) -m pip install --quiet --disable-pip-version-check --no-index --no-deps '$(TORCH)' 2>/dev/null \
+	  || $(1) -m pip install --quiet --disable-pip-version-check --index-url $(TORCH_INDEX) '$(TORCH)'
+
 $(STAMP):
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check --no-index --no-deps '$(TORCH)' 2>/dev/null \
-	  || $(PY) -m pip install --quiet --disable-pip-version-check --index-url $(TORCH_INDEX) '$(TORCH)'
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[train,dev]'
+	$(call install_torch,$(PY))
+	$(PY) -m pip install --quiet --disable-pip-version-check -c $(LOCK) -e '.[train,dev]'
 	rm -f $(VENV)/.stamp-* && touch $@
 
 venv: $(STAMP)
@@ -59,8 +65,15 @@ tools:
 test: lint typecheck tools
 	$(VENV)/bin/pytest
 
-# requirements/serve*.txt: the fully pinned serving runtime the Docker image (and its test) install.
+# requirements/dev.txt: what .venv installs (above). requirements/serve*.txt: the fully pinned
+# serving runtime the Docker image (and its test) install.
 lock:
+	rm -rf /tmp/sentiment-lock-dev && $(PYTHON) -m venv /tmp/sentiment-lock-dev
+	$(call install_torch,/tmp/sentiment-lock-dev/bin/python)
+	/tmp/sentiment-lock-dev/bin/pip install --quiet --disable-pip-version-check '.[train,dev]'
+	{ echo "# Every package 'make run' and 'make test' install into .venv, fully pinned (pip -c)."; \
+	  echo "# Regenerate with 'make lock' after changing pyproject.toml's pins."; \
+	  /tmp/sentiment-lock-dev/bin/pip freeze --disable-pip-version-check | grep -v '^sentiment'; } > $(LOCK)
 	rm -rf /tmp/sentiment-lock && $(PYTHON) -m venv /tmp/sentiment-lock
 	/tmp/sentiment-lock/bin/pip install --quiet --disable-pip-version-check '.[serve]'
 	{ echo "# The serving runtime, fully pinned: what the Docker runtime stage installs (pip --no-deps)."; \
