@@ -250,9 +250,16 @@ def _worker(
     server.run(sockets=[listen_socket(settings.host, settings.port)])
 
 
+def with_threads(settings: Settings) -> Settings:
+    """The settings with onnxruntime's thread count fixed, here in the launcher: a pinned worker
+    sees only its own share of the CPUs, and would split that share between the workers again."""
+    return settings.model_copy(update={"intra_op_threads": settings.threads_per_worker()})
+
+
 def serve(settings: Settings) -> None:
     """Serve until signalled. Prometheus multiprocess mode is on whenever workers > 1. Several
     workers need a fixed port (each binds it with SO_REUSEPORT); service/supervisor.py runs them."""
+    settings = with_threads(settings)
     if settings.workers == 1:
         make_server(settings, None).run()
         return

@@ -17,8 +17,9 @@ import pytest
 import uvicorn
 
 from service.app import State
+from service.cpus import usable_cpus
 from service.metrics import Metrics
-from service.server import DUPLICATE_SIGNAL_S, METRICS_DIR_PREFIX, DrainingServer, cpu_shares, remove_stale_metrics_dirs
+from service.server import DUPLICATE_SIGNAL_S, METRICS_DIR_PREFIX, DrainingServer, cpu_shares, remove_stale_metrics_dirs, with_threads
 from service.settings import Settings
 
 
@@ -26,6 +27,15 @@ def test_cpu_shares_one_contiguous_share_per_worker() -> None:
     assert cpu_shares({0, 1}, 2) == [{0}, {1}]
     assert cpu_shares({4, 5, 6}, 2) == [{4, 5}, {6}]
     assert cpu_shares(set(range(16)), 4) == [set(range(i, i + 4)) for i in (0, 4, 8, 12)]
+
+
+def test_with_threads_fixes_the_count_in_the_launcher() -> None:
+    s = with_threads(Settings(workers=2, intra_op_threads=0))
+    assert s.intra_op_threads == max(1, usable_cpus() // 2)
+    # A worker pinned to its share (one CPU here, say) keeps that count: it does not divide its
+    # own share by the number of workers again.
+    assert s.threads_per_worker(cpus=1) == s.intra_op_threads
+    assert with_threads(Settings(workers=2, intra_op_threads=3)).intra_op_threads == 3
 
 
 def test_cpu_shares_none_when_pinning_cannot_help() -> None:
