@@ -34,6 +34,7 @@ from uvicorn.config import STARTUP_FAILURE
 
 from service.conn_share import DEAD, ConnectionShare
 from service.http_protocol import CoalescingHttpToolsProtocol
+from service.listen import listen_socket, port_guard
 from service.settings import Settings
 from service.supervisor import STOP_SIGNALS, Supervisor
 
@@ -139,18 +140,6 @@ def make_server(
     server = DrainingServer(config, settings, app.state.svc.start_draining, started)
     app.state.svc.on_fatal = server.fail
     return server
-
-
-def listen_socket(host: str, port: int) -> socket.socket:
-    """A listening socket of this worker's own in a SO_REUSEPORT group: the kernel spreads new
-    connections evenly over the workers. (With one shared socket, whichever worker wakes first
-    accepts, and keep-alive clients can end up mostly on one worker while the other idles.)"""
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind((host, port))
-    sock.listen(2048)
-    return sock
 
 
 def cpu_shares(allowed: set[int], workers: int) -> list[set[int]] | None:
@@ -263,10 +252,7 @@ def serve(settings: Settings) -> None:
     if settings.workers == 1:
         make_server(settings, None).run()
         return
-    # Fail here, once, if the port is taken; the guard stays bound (not listening) until exit.
-    guard = socket.socket(socket.AF_INET6 if ":" in settings.host else socket.AF_INET)
-    guard.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    guard.bind((settings.host, settings.port))
+    guard = port_guard(settings.host, settings.port)  # fails here, once, if the port is taken
     remove_stale_metrics_dirs()
     metrics_dir = tempfile.mkdtemp(prefix=f"{METRICS_DIR_PREFIX}{os.getpid()}-")
     # prometheus-client reads this when its modules are imported in each (spawned) worker.

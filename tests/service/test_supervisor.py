@@ -107,6 +107,15 @@ def test_two_workers_second_ctrl_c_stops_without_replacing_workers(start_server:
     assert s.logs().count("Started server process") == 2  # no replacement worker came up
 
 
+def test_two_workers_port_in_use_by_another_server_is_refused(start_server: StartServer) -> None:
+    first = start_server(workers=2)
+    # Its workers' sockets share the port (SO_REUSEPORT): another server's must not join them.
+    second = start_server(ready=False, workers=2, port=first.port)
+    assert second.proc.wait(60) == 2, second.logs()
+    assert f"cannot listen on 127.0.0.1:{first.port}: Address already in use" in second.logs()
+    assert first.client.get("/readyz").status_code == 200
+
+
 def test_two_workers_sigterm_during_start_up_exits_cleanly(start_server: StartServer) -> None:
     s = start_server(ready=False, workers=2)
     end = time.monotonic() + 30
