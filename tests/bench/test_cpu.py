@@ -29,9 +29,9 @@ def test_cpu_split_puts_a_busy_worker_thread_on_the_engine_side() -> None:
         time.sleep(0.3)
         assert child.pid in workers_of(os.getpid())
         before = thread_seconds([child.pid])
-        time.sleep(1.0)
+        time.sleep(2.0)
         split = CpuSplit.between(before, thread_seconds([child.pid]))
-        assert split.engine_s > 0.3  # the burning thread, however the two cores are shared
+        assert split.engine_s > 0.3  # the burning thread: 2 s of it, however loaded the machine is
         assert split.loop_s < 0.1 < split.engine_s  # the sleeping main thread used almost nothing
     finally:
         child.kill()

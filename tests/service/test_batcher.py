@@ -4,6 +4,7 @@ import asyncio
 import threading
 import time
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -18,9 +19,17 @@ from service.engine import Engine, EngineConfig
 from service.errors import DeadlineExceeded, InferenceFailed, NotReady, QueueFull
 from service.metrics import Metrics
 
+_LOOP = asyncio.new_event_loop()  # the futures of _item's groups, never run
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _close_loop() -> Iterator[None]:
+    yield
+    _LOOP.close()
+
 
 def _item(n: int) -> Item:
-    group = Group(asyncio.Future(loop=asyncio.new_event_loop()), 1)
+    group = Group(asyncio.Future(loop=_LOOP), 1)
     return Item(np.arange(1, n + 1, dtype=np.int64), time.monotonic() + 10, group, 0)
 
 
@@ -144,7 +153,7 @@ def test_batcher_one_engine_call_runs_each_length_group_apart() -> None:
 
 @pytest.mark.parametrize(
     ("max_wait_s", "expected"),
-    [(0.05, [[(4, 3)], [(3, 9)]]), (0.0, [[(4, 3), (2, 9)], [(1, 9)]])],
+    [(1.0, [[(4, 3)], [(3, 9)]]), (0.0, [[(4, 3), (2, 9)], [(1, 9)]])],  # 1 s: far longer than the first call takes
     ids=["fresh-group-waits", "waited-group-runs"],
 )
 def test_batcher_small_further_group_waits_for_company_up_to_max_wait(max_wait_s: float, expected: list[Any]) -> None:
@@ -293,10 +302,13 @@ def test_batcher_waits_for_company_no_longer_than_max_wait_under_uvloop() -> Non
 def test_batcher_full_queue_refuses_whole_request() -> None:
     async def go() -> None:
         b = Batcher(lambda i, m: (i, m), 0, BatchLimits(max_queue=3, max_wait_s=10), Metrics())
-        b.submit([np.array([1]), np.array([2])], time.monotonic() + 10)
-        with pytest.raises(QueueFull):
+        try:
             b.submit([np.array([1]), np.array([2])], time.monotonic() + 10)
-        assert b.queue.pending == 2
+            with pytest.raises(QueueFull):
+                b.submit([np.array([1]), np.array([2])], time.monotonic() + 10)
+            assert b.queue.pending == 2
+        finally:
+            b.engine.close()  # never started: its thread would outlive the test
 
     asyncio.run(go())
 

@@ -134,6 +134,7 @@ def test_websocket_upgrade_request_leaves_the_connection_count_right(start_serve
             b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
         )
         assert raw.recv(65536).startswith(b"HTTP/1.1 200")  # served as plain HTTP: no websocket routes
-    time.sleep(0.2)  # the server hears the close
-    m = s.client.get("/metrics").text  # its own connection is the only one open now
-    assert re.findall(r"^sentiment_open_connections (\S+)", m, re.M) == ["1.0"]
+    end = time.monotonic() + 5  # until the server hears the close
+    while (gauge := re.findall(r"^sentiment_open_connections (\S+)", s.client.get("/metrics").text, re.M)) != ["1.0"]:
+        assert time.monotonic() < end, gauge  # our metrics client's own connection is the only one open
+        time.sleep(0.05)

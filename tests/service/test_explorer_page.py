@@ -60,8 +60,10 @@ def test_page_predicts_and_shades_the_most_attended_token_darkest(browser: Brows
     marks = page.query_selector_all(".card mark.tok")
     assert [m.inner_text() for m in marks] == [t["text"] for t in expected["tokens"]]
     weights = [float(m.get_attribute("data-attention") or 0) for m in marks]
+    assert weights == pytest.approx([t["attention"] for t in expected["tokens"]])  # the API's weights
     lightness = [_level(m.evaluate("e => getComputedStyle(e).backgroundColor")) for m in marks]
     top = weights.index(max(weights))
+    assert min(lightness) < max(lightness), "some tokens are shaded, others not"
     assert lightness[top] == min(lightness), "the most-attended token is shaded darkest"
     assert f"{weights[top]:.4f}" in (marks[top].get_attribute("title") or "")  # the hover text
     assert page.inner_text(".card .text") == text  # the original text, spaces and all

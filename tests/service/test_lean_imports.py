@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
-
-from tests.conftest import ROOT
 
 PROBE = """
 import importlib.abc, sys
@@ -34,7 +33,8 @@ print(asyncio.run(go())["predictions"][0]["label"])
 """
 
 
-def test_serving_path_runs_without_torch_or_training_packages(tiny_artifact: Path) -> None:
-    out = subprocess.run([sys.executable, "-c", PROBE, str(tiny_artifact)], cwd=ROOT, capture_output=True, text=True)
+def test_serving_path_runs_without_torch_or_training_packages(tiny_artifact: Path, tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SENTIMENT_")}  # nor a .env: runs in tmp_path
+    out = subprocess.run([sys.executable, "-c", PROBE, str(tiny_artifact)], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() in ("negative", "positive")

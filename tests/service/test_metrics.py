@@ -27,18 +27,17 @@ def _worker(metrics_dir: Path, ready: int) -> subprocess.Popen[str]:
 
 def test_ready_workers_counts_live_processes_that_report_ready(tmp_path: Path) -> None:
     reader = Metrics(str(tmp_path))
-    one = _worker(tmp_path, 1)
-    two = _worker(tmp_path, 0)
+    procs = [_worker(tmp_path, 1), _worker(tmp_path, 0)]
     try:
         assert reader.ready_workers() == 1  # one warmed up, one still warming
-        three = _worker(tmp_path, 1)
+        procs.append(three := _worker(tmp_path, 1))
         assert reader.ready_workers() == 2
         three.kill()
         three.wait()
         reader.mark_process_dead(three.pid)  # what each worker does when it stops
         assert reader.ready_workers() == 1
     finally:
-        for p in (one, two):
+        for p in procs:  # none left sleeping behind a failed assertion
             p.kill()
             p.wait()
 

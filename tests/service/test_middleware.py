@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from service import errors
 from service.logs import JsonFormatter
 from service.metrics import Metrics
-from service.middleware import RequestContext
+from service.middleware import RequestContext, route_label
 
 
 class Lines(logging.Handler):
@@ -71,3 +71,24 @@ def test_unknown_error_on_v2_route_answers_in_the_protocol_shape(lines: Lines) -
     assert r.status_code == 500 and r.headers["x-request-id"] == "v2-1"
     assert r.json() == {"error": "internal server error. retry; if it persists, report the request_id"}
     assert [x["request_id"] for x in lines.lines if x["msg"] == "unhandled error"] == ["v2-1"]
+
+
+def test_route_label_keeps_metric_labels_bounded() -> None:
+    known = frozenset({"/predict", "/healthz"})
+    assert route_label("/predict", known) == "/predict"
+    assert route_label("/v2/models/any-name/infer", known) == "/v2/models/{model}/infer"
+    assert route_label("/v2/models/any-name", known) == "/v2/models/{model}"
+    assert {route_label(f"/scan/{i}", known) for i in range(100)} == {"other"}  # a path scanner: one label
+
+
+def test_requests_to_unknown_paths_count_under_other() -> None:
+    metrics = Metrics()
+    app = FastAPI()
+    errors.install(app)
+    app.add_middleware(RequestContext, metrics=metrics, known_routes=frozenset({"/boom"}))
+    with TestClient(app) as c:
+        for i in range(5):
+            assert c.get(f"/wp-admin/{i}.php").status_code == 404
+    text = metrics.render().decode()
+    assert 'sentiment_requests_total{method="GET",route="other",status="404"} 5.0' in text
+    assert "wp-admin" not in text

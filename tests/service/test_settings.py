@@ -30,7 +30,7 @@ def test_settings_reject_bad_values(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_settings_threads_split_between_workers() -> None:
-    assert Settings(workers=2, intra_op_threads=0).threads_per_worker() >= 1
+    assert Settings(workers=2, intra_op_threads=0).threads_per_worker(cpus=4) == 2
     assert Settings(intra_op_threads=3).threads_per_worker() == 3
 
 

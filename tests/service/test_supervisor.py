@@ -102,7 +102,9 @@ def test_two_workers_second_ctrl_c_stops_without_replacing_workers(start_server:
     os.killpg(s.proc.pid, signal.SIGINT)  # Ctrl+C: the workers stop being ready, serve 5 s more
     time.sleep(1.5)  # past the second in which a repeat counts as the same signal
     os.killpg(s.proc.pid, signal.SIGINT)  # Ctrl+C again: stop now
+    again = time.monotonic()
     s.proc.wait(30)
+    assert time.monotonic() - again < 3, s.logs()  # not at the end of the 5 s delay
     assert "starting a new one" not in s.logs()
     assert s.logs().count("Started server process") == 2  # no replacement worker came up
 
