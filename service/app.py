@@ -54,6 +54,12 @@ class State:
         self.draining = True
         self.metrics.ready.set(0)
 
+    def answer_queued_after(self, timeout: float) -> None:
+        """The listener has closed: texts still queued `timeout` seconds from now are not run; their
+        requests get a 503 (retry on another replica), while the server can still answer them."""
+        if self.predictor is not None:
+            asyncio.get_running_loop().call_later(timeout, self.predictor.batcher.abort_queued)
+
 
 def build_predictor(s: Settings, state: State) -> Predictor:
     """Load metadata, tokenizer and session; fails fast on a bad artifact or missing provider."""

@@ -7,22 +7,43 @@ long the queue: the closest lengths are the lanes next to the oldest text's own.
 
 Items leave lazily: one taken into a batch (or dropped) through its length lane stays in the
 arrival-order deque, marked, until it reaches the front, which is cheaper than removing it.
+
+Each item belongs to its request's Group, which resolves the request's one future.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from service.batcher import Group
-
 Alive = Callable[["Item"], bool]  # False if the item must be dropped (its caller is gone); drops it
+Result = tuple[np.ndarray, np.ndarray]  # a text's probabilities (C,) and attention (L,)
+
+
+class Group:
+    """One request's texts: resolves with all their results, in order, or with the first error
+    (one future per request, not per text: a 32-text request costs one wake-up, not 32)."""
+
+    __slots__ = ("future", "left", "results", "unstarted")
+
+    def __init__(self, future: asyncio.Future[list[Result]], n: int) -> None:
+        self.future, self.left, self.unstarted = future, n, n
+        self.results: list[Result | None] = [None] * n
+
+    def set(self, index: int, result: Result) -> None:
+        self.results[index] = result
+        self.left -= 1
+        if not self.left and not self.future.done():
+            self.future.set_result(self.results)  # type: ignore[arg-type]  # no None left
+
+    def fail(self, err: Exception) -> None:
+        if not self.future.done():
+            self.future.set_exception(err)
 
 
 @dataclass(eq=False, slots=True)

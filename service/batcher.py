@@ -27,7 +27,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from service.batch_queue import BatchLimits, Item, LengthQueue
+from service.batch_queue import BatchLimits, Group, Item, LengthQueue, Result
 from service.engine_thread import EngineThread
 from service.errors import DeadlineExceeded, InferenceFailed, NotReady, QueueFull
 from service.metrics import Metrics
@@ -36,7 +36,6 @@ from service.padding import right_pad
 log = logging.getLogger(__name__)
 
 RunFn = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
-Result = tuple[np.ndarray, np.ndarray]  # probabilities (C,), attention (L,)
 # A further batch of texts that have not yet waited max_wait joins an engine call only if about
 # this many texts can form it: onnxruntime's cost per text is flat from about 4 texts per batch on
 # (1.39× for a lone text, 1.09× for two; docs/PERFORMANCE.md), and a smaller group left queued gets
@@ -58,27 +57,6 @@ def run_each(run: RunFn, inputs: list[tuple[np.ndarray, np.ndarray]]) -> list[Ou
         except Exception as e:  # reported per batch by the event loop
             out.append((e, time.perf_counter() - t))
     return out
-
-
-class Group:
-    """One request's texts: resolves with all their results, in order, or with the first error
-    (one future per request, not per text: a 32-text request costs one wake-up, not 32)."""
-
-    __slots__ = ("future", "left", "results", "unstarted")
-
-    def __init__(self, future: asyncio.Future[list[Result]], n: int) -> None:
-        self.future, self.left, self.unstarted = future, n, n
-        self.results: list[Result | None] = [None] * n
-
-    def set(self, index: int, result: Result) -> None:
-        self.results[index] = result
-        self.left -= 1
-        if not self.left and not self.future.done():
-            self.future.set_result(self.results)  # type: ignore[arg-type]  # no None left
-
-    def fail(self, err: Exception) -> None:
-        if not self.future.done():
-            self.future.set_exception(err)
 
 
 class Batcher:
@@ -289,9 +267,22 @@ class Batcher:
             try:
                 await asyncio.wait_for(asyncio.shield(self.task), timeout)
             except TimeoutError:
-                log.error("drain timeout: %d queued texts not run", self.queue.pending)
                 self.task.cancel()
-                for it in [*self.running, *self.queue.live()]:
+                for it in self.running:
                     it.group.fail(NotReady("the server stopped before this text ran", "retry"))
+                self.abort_queued()
         # A call stuck in onnxruntime must not hold up the exit: the thread is a daemon.
         await asyncio.to_thread(self.engine.close, 5.0)
+
+    def abort_queued(self) -> None:
+        """The drain timeout has passed: each request with texts still queued gets a 503 now,
+        while the server can still answer it (uvicorn would cancel it, a 500, soon after)."""
+        self.closing = True
+        live = self.queue.live()
+        if live:
+            log.error("drain timeout: %d queued texts not run; their requests get 503", len(live))
+        for it in live:
+            it.group.fail(NotReady("the server stopped before this text ran", "retry on another replica"))
+            self.queue.drop(it)
+        self.metrics.queue_depth.dec(len(live))
+        self.wake.set()

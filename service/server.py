@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import logging
+import math
 import multiprocessing as mp
 import os
 import shutil
@@ -41,6 +42,7 @@ from service.supervisor import STOP_SIGNALS, Supervisor
 log = logging.getLogger(__name__)
 
 DUPLICATE_SIGNAL_S = 1.0  # a stop signal this soon after the first is the same stop, delivered twice
+DRAIN_GRACE_S = 2  # uvicorn's own shutdown timeout: the drain timeout plus this
 
 
 class DrainingServer(uvicorn.Server):
@@ -49,6 +51,7 @@ class DrainingServer(uvicorn.Server):
     ) -> None:
         super().__init__(config)
         self.settings, self.on_signal, self.on_started = settings, on_signal, on_started
+        self.on_shutdown: Callable[[float], None] | None = None  # given the drain timeout
         self.signalled, self.signalled_at = False, 0.0
         self.failed = False
 
@@ -60,6 +63,14 @@ class DrainingServer(uvicorn.Server):
     def fail(self) -> None:
         """The app cannot serve after all (its warm-up failed): stop, and exit as a failed start."""
         self.failed = self.should_exit = True
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        # The listener closes now. Texts still queued when the drain timeout ends get a 503 from
+        # the app, which uvicorn's own timeout (a little later) would turn into a cancelled task
+        # and a 500.
+        if self.on_shutdown is not None:
+            self.on_shutdown(self.settings.drain_timeout_s)
+        await super().shutdown(sockets=sockets)
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets=sockets)
@@ -128,7 +139,8 @@ def make_server(
         port=settings.port,
         log_config=None,  # our JSON logging is configured already
         access_log=False,
-        timeout_graceful_shutdown=int(settings.drain_timeout_s) or 1,
+        # Past the drain timeout, at which queued texts are answered 503 (DrainingServer.shutdown).
+        timeout_graceful_shutdown=math.ceil(settings.drain_timeout_s) + DRAIN_GRACE_S,
         lifespan="on",
         # httptools, with a response's head and body in one send, and connections counted
         http=CoalescingHttpToolsProtocol.with_share(share),
@@ -139,6 +151,7 @@ def make_server(
     )
     server = DrainingServer(config, settings, app.state.svc.start_draining, started)
     app.state.svc.on_fatal = server.fail
+    server.on_shutdown = app.state.svc.answer_queued_after
     return server
 
 

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
+from service.server import DRAIN_GRACE_S
 from tests.conftest import ROOT
 
 COMPOSE = shutil.which("docker-compose")
@@ -46,7 +47,7 @@ def test_compose_api_healthcheck_ports_and_grace_period() -> None:
     assert api["restart"] == "unless-stopped"
     env = api["environment"]
     grace = float(api["stop_grace_period"].rstrip("s"))
-    assert grace > float(env["SENTIMENT_SHUTDOWN_DELAY_S"]) + float(env["SENTIMENT_DRAIN_TIMEOUT_S"])
+    assert grace > float(env["SENTIMENT_SHUTDOWN_DELAY_S"]) + float(env["SENTIMENT_DRAIN_TIMEOUT_S"]) + DRAIN_GRACE_S
     assert api["build"]["target"] == "runtime"
 
 

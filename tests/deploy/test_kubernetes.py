@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from service.routes import protected, public
+from service.server import DRAIN_GRACE_S
 from tests.conftest import ROOT
 from tests.deploy.kustomize import build
 
@@ -61,7 +62,7 @@ def test_grace_period_exceeds_prestop_plus_delay_plus_drain(folder: Path) -> Non
     settings = _one(resources, "ConfigMap")["data"]
     pre_stop = pod["containers"][0]["lifecycle"]["preStop"]["exec"]["command"]
     sleep = float(pre_stop[-1].rsplit("sleep(", 1)[1].rstrip(")"))
-    budget = sleep + float(settings["SENTIMENT_SHUTDOWN_DELAY_S"]) + float(settings["SENTIMENT_DRAIN_TIMEOUT_S"])
+    budget = sleep + float(settings["SENTIMENT_SHUTDOWN_DELAY_S"]) + float(settings["SENTIMENT_DRAIN_TIMEOUT_S"]) + DRAIN_GRACE_S
     assert pod["terminationGracePeriodSeconds"] > budget
 
 

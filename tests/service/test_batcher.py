@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import uvloop
 
-from service.batch_queue import BatchLimits, Item, LengthQueue, pick_batch
-from service.batcher import Batcher, Group
+from service.batch_queue import BatchLimits, Group, Item, LengthQueue, pick_batch
+from service.batcher import Batcher
 from service.engine import Engine, EngineConfig
 from service.errors import DeadlineExceeded, InferenceFailed, NotReady, QueueFull
 from service.metrics import Metrics

@@ -250,3 +250,20 @@ def test_inference_failure_answers_500_with_the_reason_and_keeps_serving(
     assert s.client.post("/predict", json={"text": "a fine film"}).status_code == 200  # the batcher keeps serving
     m = s.client.get("/metrics").text
     assert _metric(m, "sentiment_texts_total", outcome="error") == 2
+
+
+def test_texts_still_queued_at_the_drain_timeout_get_503_not_500(start_server: StartServer) -> None:
+    s = start_server(drain_timeout_s=1, max_wait_ms=8000)  # two texts wait 8 s for company
+    with cf.ThreadPoolExecutor(1) as pool:
+        queued = pool.submit(s.client.post, "/predict", json={"texts": ["a", "b"]})
+        end = time.monotonic() + 10
+        while _metric(s.client.get("/metrics").text, "sentiment_queue_depth") < 2:
+            assert time.monotonic() < end
+            time.sleep(0.02)
+        s.proc.send_signal(signal.SIGTERM)
+        r = queued.result()
+    # Answered by the app (retry elsewhere), not a task uvicorn cancels at its own timeout (a 500).
+    assert r.status_code == 503, r.text
+    assert r.json()["error"]["message"] == "the server stopped before this text ran" and r.headers["retry-after"] == "1"
+    assert s.proc.wait(30) == 0, s.logs()[-2000:]
+    assert "Exception in ASGI application" not in s.logs()
