@@ -71,9 +71,11 @@ lock:
 	rm -rf /tmp/sentiment-lock-dev && $(PYTHON) -m venv /tmp/sentiment-lock-dev
 	$(call install_torch,/tmp/sentiment-lock-dev/bin/python)
 	/tmp/sentiment-lock-dev/bin/pip install --quiet --disable-pip-version-check '.[train,dev]'
+	# torch without its local label (+cpu): the constraint must match a CPU torch from any index.
 	{ echo "# Every package 'make run' and 'make test' install into .venv, fully pinned (pip -c)."; \
 	  echo "# Regenerate with 'make lock' after changing pyproject.toml's pins."; \
-	  /tmp/sentiment-lock-dev/bin/pip freeze --disable-pip-version-check | grep -v '^sentiment'; } > $(LOCK)
+	  /tmp/sentiment-lock-dev/bin/pip freeze --all --disable-pip-version-check | grep -v -e '^sentiment' -e '^pip==' \
+	    | sed -E 's/^(torch==[^+]+)[+].*/\1/'; } > $(LOCK).tmp && mv $(LOCK).tmp $(LOCK)
 	rm -rf /tmp/sentiment-lock && $(PYTHON) -m venv /tmp/sentiment-lock
 	/tmp/sentiment-lock/bin/pip install --quiet --disable-pip-version-check '.[serve]'
 	{ echo "# The serving runtime, fully pinned: what the Docker runtime stage installs (pip --no-deps)."; \

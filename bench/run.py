@@ -115,6 +115,7 @@ def main() -> None:
     ap.add_argument("--concurrency", default="1,16,64")
     ap.add_argument("--out", type=Path, default=ROOT / "docs/BENCHMARKS.md")
     a = ap.parse_args()
+    a.artifact = a.artifact.resolve()  # the servers run in a temporary folder
     concs = [int(c) for c in a.concurrency.split(",")]
     texts = test_texts(1000)
     tmp = Path(tempfile.mkdtemp(prefix="bench-"))

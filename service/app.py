@@ -112,6 +112,9 @@ def create_app(settings: Settings, metrics_dir: str | None = None) -> FastAPI:
         except Exception:
             # Not ready, and never will be: a worker that stayed up would answer /readyz 503
             # forever while nothing restarts it (its liveness is fine).
+            if state.draining:  # stopping anyway: a normal stop, not a failed start
+                log.exception("warm-up failed while stopping")
+                return
             log.exception("warm-up failed: this worker cannot serve the model; stopping")
             if state.on_fatal is not None:
                 state.on_fatal()

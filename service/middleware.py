@@ -60,9 +60,10 @@ class RequestContext:
             # Answered here, not by an exception handler: those run outside this middleware, where
             # the request id is gone from the log line, the body and the X-Request-ID header.
             answer = unknown_error(scope["path"], exc)  # logs it, with the request id
-            if status[0]:  # half an answer is out: nothing to send; the server drops the connection
-                raise
-            await answer(scope, receive, send_with_id)
+            if not status[0]:
+                await answer(scope, receive, send_with_id)
+            # else half an answer is out: nothing more to send; uvicorn closes the connection on an
+            # unfinished response (re-raised, the error would be logged twice more, without its id)
         finally:
             took = time.perf_counter() - start
             key = (scope["path"], scope["method"], status[0] or 500)

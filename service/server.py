@@ -79,10 +79,14 @@ class DrainingServer(uvicorn.Server):
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         if self.signalled:
-            # The same stop twice within a second: a kill of the whole process group (systemd,
-            # `kill -- -PGID`) reaches a worker directly and again through the launcher.
-            if time.monotonic() - self.signalled_at < DUPLICATE_SIGNAL_S:
+            # The same signal twice within a second (of the last one taken): a kill of the whole
+            # process group (systemd, `kill -- -PGID`) or Ctrl+C reaches a worker directly and
+            # again through the launcher. Counted twice, a second Ctrl+C would be a third: exit
+            # without draining.
+            now = time.monotonic()
+            if now - self.signalled_at < DUPLICATE_SIGNAL_S:
                 return
+            self.signalled_at = now
             super().handle_exit(sig, frame)  # a second signal: uvicorn stops waiting
             return
         self.signalled, self.signalled_at = True, time.monotonic()

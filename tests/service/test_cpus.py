@@ -50,3 +50,17 @@ def test_threads_per_worker_split_the_usable_cpus() -> None:
     assert Settings(workers=4, intra_op_threads=0).threads_per_worker(cpus=2) == 1  # at least one
     assert Settings(workers=1, intra_op_threads=0).threads_per_worker(cpus=8) == 8
     assert Settings(workers=2, intra_op_threads=3).threads_per_worker(cpus=2) == 3  # set: as set
+
+
+def test_cgroup_quota_v2_of_the_process_own_cgroup_or_an_ancestor(tmp_path: Path) -> None:
+    # Seen with the host's cgroup namespace, or under a systemd CPUQuota=: the limit is not at the root.
+    root = _write(
+        tmp_path / "fs", {"cpu.max": "max 100000", "system.slice/cpu.max": "150000 100000", "system.slice/app.scope/cpu.max": "max 100000"}
+    )
+    proc = tmp_path / "cgroup"
+    proc.write_text("0::/system.slice/app.scope\n")
+    assert cgroup_quota(root, proc) == 1.5  # the parent's limit holds for its child
+    (root / "system.slice/app.scope/cpu.max").write_text("50000 100000\n")
+    assert cgroup_quota(root, proc) == 0.5  # the smallest on the way up
+    proc.write_text("0::/\n")  # a container's own namespace: itself at the root
+    assert cgroup_quota(root, proc) is None

@@ -4,12 +4,13 @@ expected is answered and logged with the request's id."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import orjson
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from starlette.responses import StreamingResponse
 
 from service import errors
 from service.logs import JsonFormatter
@@ -92,3 +93,23 @@ def test_requests_to_unknown_paths_count_under_other() -> None:
     text = metrics.render().decode()
     assert 'sentiment_requests_total{method="GET",route="other",status="404"} 5.0' in text
     assert "wp-admin" not in text
+
+
+def test_error_after_the_answer_started_is_logged_once_with_the_request_id(lines: Lines) -> None:
+    app = FastAPI()
+    errors.install(app)
+
+    @app.get("/half")
+    async def half() -> StreamingResponse:
+        async def body() -> AsyncIterator[bytes]:
+            yield b"[1,"
+            raise RuntimeError("the secret detail")
+
+        return StreamingResponse(body())
+
+    app.add_middleware(RequestContext, metrics=Metrics(), known_routes=frozenset({"/half"}))
+    with TestClient(app, raise_server_exceptions=False) as c:
+        r = c.get("/half", headers={"X-Request-ID": "half-1"})
+    assert r.status_code == 200 and r.headers["x-request-id"] == "half-1"  # what had gone out
+    # Logged here, with its id; not again by the handler outside (without it) or the server.
+    assert [x.get("request_id") for x in lines.lines if x["msg"] == "unhandled error"] == ["half-1"]
