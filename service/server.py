@@ -41,17 +41,21 @@ from service.supervisor import STOP_SIGNALS, Supervisor
 
 log = logging.getLogger(__name__)
 
-DUPLICATE_SIGNAL_S = 1.0  # a stop signal this soon after the first is the same stop, delivered twice
+DUPLICATE_SIGNAL_S = 1.0  # a stop signal this soon after the last one taken is the same, delivered twice
 DRAIN_GRACE_S = 2  # uvicorn's own shutdown timeout: the drain timeout plus this
 
 
 class DrainingServer(uvicorn.Server):
     def __init__(
-        self, config: uvicorn.Config, settings: Settings, on_signal: Callable[[], None], on_started: Callable[[], None] | None = None
+        self,
+        config: uvicorn.Config,
+        settings: Settings,
+        on_signal: Callable[[], None],
+        on_started: Callable[[], None] | None = None,
+        on_shutdown: Callable[[float], None] | None = None,  # given the drain timeout
     ) -> None:
         super().__init__(config)
-        self.settings, self.on_signal, self.on_started = settings, on_signal, on_started
-        self.on_shutdown: Callable[[float], None] | None = None  # given the drain timeout
+        self.settings, self.on_signal, self.on_started, self.on_shutdown = settings, on_signal, on_started, on_shutdown
         self.signalled, self.signalled_at = False, 0.0
         self.failed = False
 
@@ -65,9 +69,8 @@ class DrainingServer(uvicorn.Server):
         self.failed = self.should_exit = True
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-        # The listener closes now. Texts still queued when the drain timeout ends get a 503 from
-        # the app, which uvicorn's own timeout (a little later) would turn into a cancelled task
-        # and a 500.
+        # The listener closes now. Texts still queued at the drain timeout get a 503 from the app
+        # (uvicorn's own timeout, later, would cancel their requests: a 500).
         if self.on_shutdown is not None:
             self.on_shutdown(self.settings.drain_timeout_s)
         await super().shutdown(sockets=sockets)
@@ -79,10 +82,9 @@ class DrainingServer(uvicorn.Server):
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         if self.signalled:
-            # The same signal twice within a second (of the last one taken): a kill of the whole
-            # process group (systemd, `kill -- -PGID`) or Ctrl+C reaches a worker directly and
-            # again through the launcher. Counted twice, a second Ctrl+C would be a third: exit
-            # without draining.
+            # The same signal twice within a second of the last one taken: a process-group kill
+            # (systemd, `kill -- -PGID`) or Ctrl+C reaches a worker directly and again through the
+            # launcher. Counted twice, a second Ctrl+C would be a third: exit without draining.
             now = time.monotonic()
             if now - self.signalled_at < DUPLICATE_SIGNAL_S:
                 return
@@ -143,8 +145,7 @@ def make_server(
         port=settings.port,
         log_config=None,  # our JSON logging is configured already
         access_log=False,
-        # Past the drain timeout, at which queued texts are answered 503 (DrainingServer.shutdown).
-        timeout_graceful_shutdown=math.ceil(settings.drain_timeout_s) + DRAIN_GRACE_S,
+        timeout_graceful_shutdown=math.ceil(settings.drain_timeout_s) + DRAIN_GRACE_S,  # after the app's 503s (shutdown)
         lifespan="on",
         # httptools, with a response's head and body in one send, and connections counted
         http=CoalescingHttpToolsProtocol.with_share(share),
@@ -153,9 +154,9 @@ def make_server(
         # connection to uvicorn's websocket protocol, and ours never hears it close.
         ws="none",
     )
-    server = DrainingServer(config, settings, app.state.svc.start_draining, started)
-    app.state.svc.on_fatal = server.fail
-    server.on_shutdown = app.state.svc.answer_queued_after
+    state = app.state.svc
+    server = DrainingServer(config, settings, state.start_draining, started, state.answer_queued_after)
+    state.on_fatal = server.fail
     return server
 
 
