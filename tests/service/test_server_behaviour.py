@@ -114,6 +114,14 @@ def test_deadline_passed_in_queue_answers_504(start_server: StartServer) -> None
     assert _metric(m, "sentiment_queue_depth") == 0
 
 
+def test_default_request_timeout_is_the_deadline_of_a_request_without_one(start_server: StartServer) -> None:
+    s = start_server(max_wait_ms=1000, request_timeout_ms=150)
+    t = time.monotonic()
+    r = s.client.post("/predict", json={"texts": ["slow", "slower"]})  # no timeout_ms: the setting's
+    assert r.status_code == 504 and r.json()["error"]["code"] == "deadline_exceeded", r.text
+    assert time.monotonic() - t < 0.9  # not the 1 s the texts wait for company
+
+
 def test_readiness_503_while_warming_up_then_200(start_server: StartServer) -> None:
     s = start_server(ready=False, warmup_runs=300, max_batch_size=64)
     s.wait_live()
