@@ -59,6 +59,10 @@ def run_each(run: RunFn, inputs: list[tuple[np.ndarray, np.ndarray]]) -> list[Ou
     return out
 
 
+def _stopped() -> NotReady:
+    return NotReady("the server stopped before this text ran", "retry on another replica")
+
+
 class Batcher:
     def __init__(self, run: RunFn, pad_id: int, limits: BatchLimits, metrics: Metrics) -> None:
         self.run_fn, self.pad_id, self.limits, self.metrics = run, pad_id, limits, metrics
@@ -79,7 +83,7 @@ class Batcher:
         """Queue a request's texts together (all or none); the future resolves with their
         results in order. Cancelling it drops the texts that have not run yet."""
         if self.closing:
-            raise NotReady("the server is shutting down", "retry on another replica", {"Retry-After": "1"})
+            raise NotReady("the server is shutting down", "retry on another replica")
         if self.queue.pending + len(ids) > self.limits.max_queue:
             raise QueueFull(
                 f"the queue is full ({self.queue.pending} of {self.limits.max_queue} texts waiting)",
@@ -269,7 +273,7 @@ class Batcher:
             except TimeoutError:
                 self.task.cancel()
                 for it in self.running:
-                    it.group.fail(NotReady("the server stopped before this text ran", "retry"))
+                    it.group.fail(_stopped())
                 self.abort_queued()
         # A call stuck in onnxruntime must not hold up the exit: the thread is a daemon.
         await asyncio.to_thread(self.engine.close, 5.0)
@@ -282,7 +286,7 @@ class Batcher:
         if live:
             log.error("drain timeout: %d queued texts not run; their requests get 503", len(live))
         for it in live:
-            it.group.fail(NotReady("the server stopped before this text ran", "retry on another replica"))
+            it.group.fail(_stopped())
             self.queue.drop(it)
         self.metrics.queue_depth.dec(len(live))
         self.wake.set()

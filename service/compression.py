@@ -29,7 +29,9 @@ MIN_BYTES = 1024
 def inflate(body: bytes, encoding: str | None, limit: int) -> bytes:
     """The body as sent before its Content-Encoding; at most `limit` bytes of it. A gzip body may
     hold several members one after the other (RFC 1952), each inflated in turn."""
-    name = (encoding or "identity").strip().lower()
+    if encoding is None:  # nearly every request: nothing to do
+        return body
+    name = encoding.strip().lower()
     if name == "identity":
         return body
     wbits = WBITS.get(name)

@@ -82,15 +82,15 @@ async def healthz(state: StateDep) -> dict[str, Any]:
 @public.get("/readyz", summary="Readiness: 200 once loaded and warmed up, 503 before and while draining")
 async def readyz(state: StateDep) -> dict[str, Any]:
     if state.draining:
-        raise NotReady("draining: the server is shutting down", "send traffic to another replica", {"Retry-After": "1"})
+        raise NotReady("draining: the server is shutting down", "send traffic to another replica")
     if not state.ready:
-        raise NotReady("loading and warming up the model", "retry shortly", {"Retry-After": "1"})
+        raise NotReady("loading and warming up the model", "retry shortly")
     # Whichever worker answers speaks for the whole server: ready only once every worker is,
     # since the kernel hands new connections to all of them.
     workers = state.settings.workers
     ready = state.metrics.ready_workers()
     if ready is not None and ready < workers:
-        raise NotReady(f"{ready} of {workers} workers ready; the others are still warming up", "retry shortly", {"Retry-After": "1"})
+        raise NotReady(f"{ready} of {workers} workers ready; the others are still warming up", "retry shortly")
     return {"status": "ready"}
 
 
@@ -221,7 +221,7 @@ async def predict(request: Request) -> Response:
     # While draining, requests are still served: a load balancer may send some until it has
     # seen /readyz fail. Only a closed batcher (after the listener closed) refuses them.
     if state.predictor is None:
-        raise NotReady("the model is not loaded yet", "retry shortly", {"Retry-After": "1"})
+        raise NotReady("the model is not loaded yet", "retry shortly")
     try:
         req = PredictRequest.model_validate_json(body)
     except ValidationError:
