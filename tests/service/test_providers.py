@@ -47,7 +47,7 @@ def test_verify_auto_cuda_dropped_reports_false_for_cpu_rebuild() -> None:
 
 
 def test_requested_cuda_keeps_tf32_off_unless_asked() -> None:
-    (cuda, opts), _ = prov.requested("cuda", WITH_CUDA)
-    assert cuda == prov.CUDA and opts["use_tf32"] == "0"
-    (_, opts), _ = prov.requested("auto", WITH_CUDA, tf32=True)
-    assert opts["use_tf32"] == "1"
+    first, _ = prov.requested("cuda", WITH_CUDA)
+    assert isinstance(first, tuple) and first[0] == prov.CUDA and first[1]["use_tf32"] == "0"
+    first, _ = prov.requested("auto", WITH_CUDA, tf32=True)
+    assert isinstance(first, tuple) and first[1]["use_tf32"] == "1"

@@ -43,10 +43,14 @@ def test_cpu_shares_none_when_pinning_cannot_help() -> None:
     assert cpu_shares({0, 1, 2, 3}, 1) is None  # one worker keeps every CPU
 
 
+async def no_app(scope: object, receive: object, send: object) -> None:  # never loaded: these tests serve nothing
+    raise AssertionError("not served")
+
+
 def draining_server(shutdown_delay_s: float) -> tuple[DrainingServer, State]:
     settings = Settings(shutdown_delay_s=shutdown_delay_s)
     state = State(settings=settings, metrics=Metrics())
-    return DrainingServer(uvicorn.Config(app=None), settings, state.start_draining), state
+    return DrainingServer(uvicorn.Config(app=no_app), settings, state.start_draining), state
 
 
 def test_draining_server_signal_during_a_metric_update_drains_without_deadlock() -> None:
