@@ -70,7 +70,7 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(1_048_576, ge=1)
     request_timeout_ms: int = Field(10_000, ge=1, description="default deadline of a request")
     max_request_timeout_ms: int = Field(60_000, ge=1, description="largest deadline a request may ask for")
-    api_key: SecretStr | None = Field(None, description="when set, all routes but health need Bearer auth")
+    api_key: SecretStr | None = Field(None, description="when set, /predict, /metrics and the V2 model routes need Bearer auth")
 
     # Shutdown.
     shutdown_delay_s: float = Field(0.0, ge=0, description="after SIGTERM: report not-ready but keep serving this long")
