@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT
+from tests.deploy.settings_names import check_settings
 
 DOCKERFILE = ROOT / "Dockerfile"
 
@@ -21,6 +23,17 @@ def stage(name: str) -> str:
     parts = re.split(r"^FROM ", DOCKERFILE.read_text(), flags=re.M)
     (body,) = [p for p in parts if re.match(rf"\S+ AS {re.escape(name)}\s", p)]
     return body
+
+
+def instruction(text: str, name: str) -> list[str]:
+    """The arguments of every `name` instruction in `text`, continuation lines joined."""
+    joined = re.sub(r"\\\n\s*", " ", text)
+    return [line[len(name) + 1 :] for line in joined.splitlines() if line.startswith(name + " ")]
+
+
+def stage_env(name: str) -> dict[str, str]:
+    """The ENV of one build stage (what its containers start with)."""
+    return dict(kv.split("=", 1) for e in instruction(stage(name), "ENV") for kv in shlex.split(e))
 
 
 def hadolint() -> str:
@@ -58,6 +71,11 @@ def test_runtime_stage_is_lean_non_root_and_drains(name: str, requirements: str)
     assert re.search(r"^HEALTHCHECK .*\n.*healthz", s, re.M)
     assert re.search(r'^ENTRYPOINT \["python", "-m", "service", "serve"\]$', s, re.M), "exec form, so SIGTERM reaches the server"
     assert "org.opencontainers.image.version" in s and "org.opencontainers.image.source" in s
+
+
+@pytest.mark.parametrize("name", ["runtime", "runtime-gpu"])
+def test_runtime_stage_env_settings_are_real_settings_and_parse(name: str) -> None:
+    check_settings(stage_env(name), f"Dockerfile stage {name} ENV")
 
 
 def _pins(lines: list[str]) -> dict[str, str]:

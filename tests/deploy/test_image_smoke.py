@@ -7,7 +7,6 @@ ENTRYPOINT runs with the stage's ENV. Only the port is changed, to a free one. T
 from __future__ import annotations
 
 import os
-import re
 import shlex
 import shutil
 import signal
@@ -19,18 +18,13 @@ from pathlib import Path
 import httpx
 
 from tests.conftest import ROOT
-from tests.deploy.test_dockerfile import stage
+from tests.deploy.test_dockerfile import instruction, stage, stage_env
 from tests.service.conftest import free_port
-
-
-def instruction(text: str, name: str) -> list[str]:
-    joined = re.sub(r"\\\n\s*", " ", text)
-    return [line[len(name) + 1 :] for line in joined.splitlines() if line.startswith(name + " ")]
 
 
 def test_runtime_stage_equivalent_serves(tiny_artifact: Path, tmp_path: Path) -> None:
     s = stage("runtime")
-    env_pairs = dict(kv.split("=", 1) for e in instruction(s, "ENV") for kv in shlex.split(e))
+    env_pairs = stage_env("runtime")
     (pip_line,) = [r for r in instruction(s, "RUN") if "pip install" in r]
     pip_args = shlex.split(pip_line.split("&&")[0])[1:]  # e.g. install --no-deps -r /tmp/requirements.txt
     assert pip_args[:3] == ["install", "--no-deps", "-r"]

@@ -13,9 +13,13 @@ from service.routes import protected, public
 from service.server import DRAIN_GRACE_S
 from tests.conftest import ROOT
 from tests.deploy.kustomize import build
+from tests.deploy.settings_names import check_settings
+from tests.deploy.test_dockerfile import stage_env
 
 K8S_VERSION = "1.33.0"
 DEPLOY = ROOT / "deploy"
+KSERVE = DEPLOY / "kserve" / "inferenceservice.yaml"
+DEFAULT_GRACE_S = 30  # a pod's terminationGracePeriodSeconds when it sets none
 OVERLAYS = [DEPLOY / "base", DEPLOY / "overlays" / "cpu", DEPLOY / "overlays" / "gpu"]
 ROUTES = {r.path for router in (public, protected) for r in router.routes if hasattr(r, "path")}
 
@@ -84,20 +88,52 @@ def test_gpu_overlay_asks_for_a_gpu_and_the_gpu_image() -> None:
     assert {r["metadata"]["namespace"] for r in resources} == {"sentiment-gpu"}
 
 
-def test_configmap_keys_are_real_settings() -> None:
-    from service.settings import Settings
+@pytest.mark.parametrize("folder", OVERLAYS, ids=lambda p: p.name)
+def test_deployment_leaves_the_replica_count_to_the_hpa(folder: Path) -> None:
+    resources = build(folder)
+    dep, hpa = _one(resources, "Deployment"), _one(resources, "HorizontalPodAutoscaler")
+    assert hpa["spec"]["scaleTargetRef"]["name"] == dep["metadata"]["name"]
+    assert "replicas" not in dep["spec"], "kubectl apply would reset the HPA's count"
 
-    for folder in OVERLAYS:
-        data = _one(build(folder), "ConfigMap")["data"]
-        names = {k.removeprefix("SENTIMENT_").lower() for k in data}
-        assert names <= set(Settings.model_fields), names - set(Settings.model_fields)
-        Settings(**{k.removeprefix("SENTIMENT_").lower(): v for k, v in data.items()})  # values parse
+
+@pytest.mark.parametrize("folder", OVERLAYS, ids=lambda p: p.name)
+def test_probes_tolerate_one_slow_answer(folder: Path) -> None:
+    (c,) = _one(build(folder), "Deployment")["spec"]["template"]["spec"]["containers"]
+    assert c["readinessProbe"].get("failureThreshold", 3) >= 3
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        assert c[probe].get("timeoutSeconds", 1) >= 3, probe
+
+
+@pytest.mark.parametrize("folder", OVERLAYS, ids=lambda p: p.name)
+def test_configmap_keys_are_real_settings(folder: Path) -> None:
+    check_settings(_one(build(folder), "ConfigMap")["data"], f"{folder.name} ConfigMap")
+
+
+def _kserve() -> tuple[dict[str, Any], dict[str, Any]]:
+    """The InferenceService's predictor and its one container."""
+    predictor = yaml.safe_load(KSERVE.read_text())["spec"]["predictor"]
+    (c,) = predictor["containers"]
+    return predictor, c
+
+
+def test_kserve_settings_are_real_settings_and_parse() -> None:
+    _, c = _kserve()
+    check_settings({e["name"]: e["value"] for e in c["env"]}, "KServe container env")
+
+
+def test_kserve_shutdown_fits_the_termination_grace_period() -> None:
+    predictor, c = _kserve()
+    # What the container starts with: the image's ENV, then the InferenceService's env.
+    env = {**stage_env("runtime"), **{e["name"]: e["value"] for e in c["env"]}}
+    assert "lifecycle" not in c, "a preStop hook would also count against the grace period"
+    budget = float(env["SENTIMENT_SHUTDOWN_DELAY_S"]) + float(env["SENTIMENT_DRAIN_TIMEOUT_S"]) + DRAIN_GRACE_S
+    assert budget <= predictor.get("terminationGracePeriodSeconds", DEFAULT_GRACE_S)
 
 
 def test_kserve_inference_service_uses_the_container_contract() -> None:
-    isvc = yaml.safe_load((DEPLOY / "kserve" / "inferenceservice.yaml").read_text())
+    isvc = yaml.safe_load(KSERVE.read_text())
     assert (isvc["apiVersion"], isvc["kind"]) == ("serving.kserve.io/v1beta1", "InferenceService")
-    (c,) = isvc["spec"]["predictor"]["containers"]
+    _, c = _kserve()
     assert c["ports"][0]["containerPort"] == 8000
     assert c["readinessProbe"]["httpGet"]["path"] == "/readyz" and c["livenessProbe"]["httpGet"]["path"] == "/healthz"
     # The container part is a core/v1 Container: validate it as one, inside a Pod.
