@@ -1,10 +1,13 @@
 """Reading an exported artifact back with onnxruntime alone (no torch): used by evaluation and by
-anyone who wants to re-check an artifact's numbers on the split CSV.
+anyone who wants to re-check an artifact's numbers on the split CSV. Also how a build publishes
+an artifact folder: staged next to its destination and swapped in only once it is complete.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,12 +22,63 @@ FORMAT_VERSION = 1
 MODEL_FILE, TOKENIZER_FILE, METADATA_FILE = "model.onnx", "tokenizer.json", "metadata.json"
 
 
+class ArtifactError(RuntimeError):
+    """An artifact folder cannot be read, written or shipped; the message says why and what to do."""
+
+
 def read_metadata(artifact: Path) -> dict[str, Any]:
-    return dict(json.loads((artifact / METADATA_FILE).read_text()))
+    path = artifact / METADATA_FILE
+    if not path.is_file():
+        raise ArtifactError(f"{artifact}: no {METADATA_FILE}, so not an artifact folder; build one with `python -m model train`")
+    return dict(json.loads(path.read_text()))
 
 
 def write_metadata(artifact: Path, meta: dict[str, Any]) -> None:
     (artifact / METADATA_FILE).write_text(json.dumps(meta, indent=2, sort_keys=False) + "\n")
+
+
+def check_replaceable(dest: Path) -> None:
+    """Raise unless a build may replace `dest`: absent, empty, or an artifact (has metadata.json).
+
+    Checked before training, so that a typo in --out costs nothing and never deletes a folder of
+    other files (`--out .` would otherwise have replaced the working directory).
+    """
+    dest = dest.resolve()
+    if Path.cwd().resolve().is_relative_to(dest):
+        raise ArtifactError(f"--out {dest} is (or contains) the current directory; choose a new folder such as artifacts/<name>")
+    if dest.exists() and not dest.is_dir():
+        raise ArtifactError(f"--out {dest} is a file, not a folder; choose another --out")
+    if dest.is_dir() and any(dest.iterdir()) and not (dest / METADATA_FILE).is_file():
+        raise ArtifactError(
+            f"--out {dest} holds other files and no {METADATA_FILE}, so it is not an artifact and will not be "
+            "replaced; choose another --out, or empty that folder yourself"
+        )
+
+
+def staging_dir(dest: Path) -> Path:
+    """An empty hidden sibling of `dest` to build into (same filesystem, so the final rename is atomic)."""
+    dest = dest.resolve()
+    tmp = dest.parent / f".{dest.name}.tmp-{os.getpid()}"
+    if tmp.exists():  # left by an earlier, killed run that had the same process id
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    return tmp
+
+
+def publish(staged: Path, dest: Path) -> None:
+    """Replace `dest` by the complete `staged` folder; the old artifact goes only once the new one is in place."""
+    check_replaceable(dest)
+    dest = dest.resolve()
+    old = dest.parent / f".{dest.name}.old-{os.getpid()}"
+    if dest.exists():
+        dest.rename(old)
+    try:
+        staged.rename(dest)
+    except OSError:
+        if old.exists():
+            old.rename(dest)  # put the previous artifact back rather than leave nothing
+        raise
+    shutil.rmtree(old, ignore_errors=True)
 
 
 @dataclass
@@ -35,15 +89,36 @@ class Outputs:
 
 
 class OnnxClassifier:
-    """Tokenise, pad per length-sorted batch, run; results in input order."""
+    """Tokenise, pad per length-sorted batch, run; results in input order.
 
-    def __init__(self, artifact: Path, threads: int = 2) -> None:
-        self.meta = read_metadata(artifact)
+    `meta` (optional) is used instead of the folder's metadata.json, so an artifact can be
+    measured before its final metadata, with the measurements, is written.
+    """
+
+    def __init__(self, artifact: Path, threads: int = 2, meta: dict[str, Any] | None = None) -> None:
+        self.meta = meta if meta is not None else read_metadata(artifact)
+        version = self.meta.get("format_version")
+        if version != FORMAT_VERSION:
+            raise ArtifactError(
+                f"{artifact}: metadata format_version {version!r}, this code reads {FORMAT_VERSION}; "
+                "rebuild the artifact with `python -m model train`, or use the code version that built it"
+            )
         self.labels: list[str] = list(self.meta["labels"])
         self.tok = Tokenizer.from_file(str(artifact / TOKENIZER_FILE))
+        # The metadata's max_length is the contract; the tokenizer file's own setting may differ.
+        self.tok.enable_truncation(max_length=int(self.meta["max_length"]))
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
         self.sess = ort.InferenceSession(str(artifact / MODEL_FILE), opts, providers=["CPUExecutionProvider"])
+        outputs = {o.name: o.shape for o in self.sess.get_outputs()}
+        if set(outputs) != {"probabilities", "attention"}:
+            raise ArtifactError(f"{artifact}: {MODEL_FILE} has outputs {sorted(outputs)}, expected probabilities and attention; rebuild it")
+        classes = outputs["probabilities"][-1]
+        if isinstance(classes, int) and classes != len(self.labels):
+            raise ArtifactError(
+                f"{artifact}: {MODEL_FILE} gives {classes} class probabilities but metadata lists {len(self.labels)} "
+                f"labels {self.labels}; the files come from different builds, rebuild the artifact"
+            )
         self.pad_id = int(self.meta["model_config"]["pad_id"])
         self.unk_id = self.tok.token_to_id("[UNK]") or 0
 

@@ -7,12 +7,30 @@ import json
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
+from model.artifact import ArtifactError
 from model.data import DataError
 
 
+class UsageError(ValueError):
+    """A command-line option cannot work; the message names it and what to give instead."""
+
+
+def _model_overrides(text: str | None) -> dict[str, Any]:
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise UsageError(f'--model-config is not valid JSON ({e.msg} at character {e.pos}); e.g. \'{{"cell": "gru"}}\'') from e
+    if not isinstance(value, dict):
+        raise UsageError(f'--model-config must be a JSON object of ModelConfig fields, e.g. \'{{"cell": "gru"}}\', not {text}')
+    return value
+
+
 def _train(a: argparse.Namespace) -> None:
-    from model.pipeline import BuildOptions, build
+    from model.pipeline import MINILM_DIM, BuildOptions, build, model_config_args
     from model.train import TrainConfig
 
     tcfg = TrainConfig(progress=not a.no_progress, seed=a.seed, threads=a.threads)
@@ -34,9 +52,13 @@ def _train(a: argparse.Namespace) -> None:
         quantize=a.quantize,
         teacher=a.teacher,
         cache_dir=a.cache_dir,
-        model=json.loads(a.model_config) if a.model_config else {},
+        model=_model_overrides(a.model_config),
         train=tcfg,
     )
+    try:  # here, not in the middle of build(), so that the message names the option
+        model_config_args(opts, None if a.embeddings == "none" else MINILM_DIM)
+    except (ValueError, TypeError) as e:
+        raise UsageError(f"--model-config: {e}") from e
     out = build(opts)
     print(f"artifact: {out}  (report: {out / 'report' / 'report.md'})")
 
@@ -65,13 +87,17 @@ def _evaluate(a: argparse.Namespace) -> None:
     from model.evaluate import metrics
 
     clf = OnnxClassifier(a.artifact)
-    examples = load_labelled_file(a.data, group_col="split" if a.split else None)
+    hint = "--split needs the 'split' column that `python -m model split` writes; leave --split out to use every row."
+    examples = load_labelled_file(a.data, group_col="split" if a.split else None, group_hint=hint)
     if a.split:
+        present = sorted({e.group for e in examples})
         examples = [e for e in examples if e.group == a.split]
+        if not examples:
+            raise DataError(f"{a.data}: no rows with split {a.split!r}; the file's split values are {present}")
     unknown = sorted({e.label for e in examples} - set(clf.labels))
     if unknown:
         raise DataError(f"{a.data}: labels {unknown} are not among the artifact's {clf.labels}")
-    y = np.array([clf.labels.index(e.label) for e in examples])
+    y = np.array([clf.labels.index(e.label) for e in examples], dtype=np.int64)
     m = metrics(clf([e.text for e in examples]).probabilities, y, clf.labels)
     print(json.dumps(m, indent=2))
 
@@ -85,6 +111,10 @@ def _teacher(a: argparse.Namespace) -> None:
     from model.pipeline import BuildOptions, load_examples
     from model.split import grouped_split, hash_examples
 
+    if a.out is None and a.data is not None:
+        # The default file holds the bundled corpus's soft labels, which `make artifact` needs.
+        raise UsageError(f"with --data, pass --out PATH.npz: the default, {tch.DEFAULT_SOFT_LABELS}, is the bundled corpus's")
+    out = a.out or tch.DEFAULT_SOFT_LABELS
     opts = BuildOptions(
         data=a.data, text_column=a.text_column, label_column=a.label_column, group_column=a.group_column, cache_dir=a.cache_dir
     )
@@ -92,14 +122,14 @@ def _teacher(a: argparse.Namespace) -> None:
     split = grouped_split(examples)
     cfg = tch.TeacherConfig(epochs=a.epochs, progress=not a.no_progress)
     t0 = time.perf_counter()
-    y = {n: np.array([labels.index(e.label) for e in part]) for n, part in split.parts().items()}
+    y = {n: np.array([labels.index(e.label) for e in part], dtype=np.int64) for n, part in split.parts().items()}
     net, tok = tch.fine_tune([e.text for e in split.train], y["train"], len(labels), a.cache_dir, cfg)
     info = {"seconds": round(time.perf_counter() - t0, 1)}
     for name in ("validation", "test"):
         info[f"{name}_accuracy"] = float((tch.predict(net, tok, [e.text for e in getattr(split, name)]).argmax(1) == y[name]).mean())
     soft = tch.predict(net, tok, [e.text for e in split.train])
-    tch.save_soft_labels(a.out, soft, hash_examples(split.train), info)
-    print(f"wrote {a.out}: teacher {info}")
+    tch.save_soft_labels(out, soft, hash_examples(split.train), info)
+    print(f"wrote {out}: teacher {info}")
 
 
 def _data_args(p: argparse.ArgumentParser) -> None:
@@ -146,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     e.set_defaults(func=_evaluate)
     te = sub.add_parser("teacher", help="fine-tune MiniLM on the training split and write its soft labels")
     _data_args(te)
-    te.add_argument("--out", type=Path, default=Path("model/assets/teacher_rotten_tomatoes.npz"))
+    te.add_argument("--out", type=Path, help="default: model/assets/teacher_rotten_tomatoes.npz (bundled corpus only)")
     te.add_argument("--epochs", type=int, default=2)
     te.add_argument("--no-progress", action="store_true")
     te.set_defaults(func=_teacher)
@@ -154,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         a.func(a)
-    except DataError as err:
+    except (DataError, ArtifactError, UsageError) as err:  # ExportError is an ArtifactError
         print(f"error: {err}", file=sys.stderr)
         return 2
     return 0

@@ -118,17 +118,24 @@ def _read_rows(path: Path) -> list[dict[str, object]]:
     raise DataError(f"{path}: unsupported file type; use .csv or .jsonl")
 
 
-def load_labelled_file(path: Path, text_col: str = "text", label_col: str = "label", group_col: str | None = None) -> list[Example]:
-    """A user's CSV (header row) or JSONL file with a text and a label column, any label names."""
+def load_labelled_file(
+    path: Path,
+    text_col: str = "text",
+    label_col: str = "label",
+    group_col: str | None = None,
+    group_hint: str = "Name the group column with --group-column, or leave that option out.",
+) -> list[Example]:
+    """A user's CSV (header row) or JSONL file with a text and a label column, any label names.
+
+    group_hint: how to fix a missing group column, which each command names differently.
+    """
     rows = _read_rows(path)
     if not rows:
         raise DataError(f"{path}: no data rows")
-    wanted = [c for c in (text_col, label_col, group_col) if c]
-    for col in wanted:
+    hints = {text_col: "Name the text column with --text-column.", label_col: "Name the label column with --label-column."}
+    for col in [c for c in (text_col, label_col, group_col) if c]:
         if col not in rows[0]:
-            raise DataError(
-                f"{path}: missing column {col!r}; found {sorted(rows[0])}. Name the columns with --text-column / --label-column."
-            )
+            raise DataError(f"{path}: missing column {col!r}; found {sorted(rows[0])}. {hints.get(col, group_hint)}")
     out = []
     for n, row in enumerate(rows, start=1):
         text, label = row.get(text_col), row.get(label_col)

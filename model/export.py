@@ -15,6 +15,7 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
+from model.artifact import ArtifactError
 from model.net import ExportWrapper, SentimentNet
 
 OPSET = 17
@@ -23,7 +24,7 @@ OUTPUTS = ["probabilities", "attention"]
 PARITY_TOLERANCE = 1e-5
 
 
-class ExportError(RuntimeError):
+class ExportError(ArtifactError):
     """The exported graph does not reproduce the PyTorch model; nothing should ship."""
 
 
@@ -85,7 +86,11 @@ def check_parity(net: SentimentNet, onnx_path: Path) -> dict[str, float]:
         worst["attention"] = max(worst["attention"], float(np.abs(a_t.numpy() - a_o).max()))
     bad = {k: v for k, v in worst.items() if not v <= PARITY_TOLERANCE}
     if bad:
-        raise ExportError(f"ONNX output differs from PyTorch by {bad} (tolerance {PARITY_TOLERANCE})")
+        raise ExportError(
+            f"{onnx_path}: ONNX output differs from PyTorch by {bad} (tolerance {PARITY_TOLERANCE}), so the graph does "
+            "not compute what the network does and no artifact was written. If model/net.py or the torch / onnxruntime "
+            "versions changed, run `pytest tests/model` to find the operation that exports differently"
+        )
     return worst
 
 

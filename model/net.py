@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import torch
 from torch import nn
+
+Cell = Literal["lstm", "gru"]
+Attention = Literal["additive", "dot"]
 
 
 @dataclass
@@ -20,12 +23,33 @@ class ModelConfig:
     num_classes: int
     embed_dim: int = 384
     hidden_size: int = 128
-    cell: Literal["lstm", "gru"] = "lstm"
-    attention: Literal["additive", "dot"] = "additive"
+    cell: Cell = "lstm"
+    attention: Attention = "additive"
     attention_dim: int = 128
     dropout: float = 0.5
     embed_dropout: float = 0.4
     pad_id: int = 0
+
+    def __post_init__(self) -> None:
+        # Configs arrive as JSON (--model-config): a typo would otherwise silently pick the other
+        # branch in SentimentNet (any cell but "lstm" was a GRU) or fail deep inside torch.
+        for name, allowed in (("cell", get_args(Cell)), ("attention", get_args(Attention))):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"ModelConfig.{name} is {getattr(self, name)!r}; allowed values: {', '.join(allowed)}")
+        for name in ("vocab_size", "num_classes", "embed_dim", "hidden_size", "attention_dim", "pad_id"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < (0 if name == "pad_id" else 1):
+                raise ValueError(
+                    f"ModelConfig.{name} is {value!r}; it must be a {'non-negative' if name == 'pad_id' else 'positive'} integer"
+                )
+        for name in ("dropout", "embed_dropout"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= value < 1.0:
+                raise ValueError(f"ModelConfig.{name} is {value!r}; it must be a number in [0, 1)")
+        if self.num_classes < 2:
+            raise ValueError(f"ModelConfig.num_classes is {self.num_classes}; a classifier needs at least 2")
+        if self.pad_id >= self.vocab_size:
+            raise ValueError(f"ModelConfig.pad_id {self.pad_id} is outside the vocabulary of {self.vocab_size} ids")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -4,7 +4,7 @@ our model) fine-tuned as a whole, mean-pooled, with a linear head, on the traini
 Its class probabilities on the training texts become soft labels for the student (`model/train.py`).
 Fine-tuning takes ≈ 11 minutes on 2 cores, more than the student's whole training budget, so the
 soft labels of the default corpus ship in `model/assets/` (written by `python -m model teacher`)
-and are used only when their split hash matches the training split being used.
+and are used only for the training split they were made for (its sha256 is stored with them).
 
 Shapes: B = batch, T = tokens, H = 384 hidden, NH = 12 heads, D = H / NH.
 """
@@ -23,7 +23,7 @@ from tokenizers import Tokenizer
 from torch import nn
 from tqdm import tqdm
 
-from model.data import read_wheel_member
+from model.data import DataError, read_wheel_member
 from model.tokenizer import MINILM, MINILM_WEIGHTS
 from service.padding import right_pad
 
@@ -151,12 +151,17 @@ def save_soft_labels(path: Path, probs: np.ndarray, train_sha256: str, info: dic
     np.savez_compressed(path, **arrays)  # type: ignore[arg-type]
 
 
-def load_soft_labels(path: Path, train_sha256: str) -> np.ndarray | None:
-    """The shipped soft labels if they were made for exactly this training split, else None."""
+def load_soft_labels(path: Path, train_sha256: str) -> np.ndarray:
+    """The soft labels in `path`, which must have been made for exactly this training split.
+
+    Raises DataError otherwise: training on quietly would give a model without distillation,
+    about 2 points less accurate (docs/MODEL.md), under the same command.
+    """
+    fix = "run `make teacher` (≈ 11 minutes) to regenerate it, or pass --teacher none to train without distillation"
     if not path.exists():
-        return None
+        raise DataError(f"{path}: teacher soft labels not found; {fix}")
     with np.load(path) as f:
         if str(f["train_sha256"]) != train_sha256:
-            log.info("%s was made for another training split; training without distillation", path)
-            return None
+            made_for = str(f["train_sha256"])[:12]
+            raise DataError(f"{path} was made for another training split (sha256 {made_for}…, this one {train_sha256[:12]}…); {fix}")
         return f["probs"].astype(np.float32)  # type: ignore[no-any-return]

@@ -55,3 +55,10 @@ def test_check_labels_unknown_label_fails() -> None:
     ex = [Example("a", "pos", "1"), Example("b", "meh", "2")]
     with pytest.raises(DataError, match="unknown labels"):
         check_labels(ex, "x", labels=["pos", "neg"])
+
+
+def test_load_missing_group_column_names_the_group_option(tmp_path: Path) -> None:
+    p = _write(tmp_path, "d.csv", "text,label\nhi,a\nho,b\n")
+    with pytest.raises(DataError, match=r"missing column 'movie'.*--group-column") as err:
+        load_labelled_file(p, group_col="movie")
+    assert "--text-column" not in str(err.value)

@@ -49,3 +49,19 @@ def test_net_prediction_independent_of_batch_companions(cell: str, attention: st
     assert (batched_logits[0] - alone_logits[0]).abs().max() <= 1e-5
     assert (batched_w[0, :4] - alone_w[0]).abs().max() <= 1e-5
     assert np.all(batched_w[0, 4:].numpy() == 0.0)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("cell", "rnn", "cell is 'rnn'; allowed values: lstm, gru"),
+        ("attention", "Dot", "attention is 'Dot'; allowed values: additive, dot"),
+        ("hidden_size", 0, "hidden_size is 0; it must be a positive integer"),
+        ("embed_dim", "32", "embed_dim is '32'"),
+        ("dropout", 1.0, "dropout is 1.0; it must be a number in \\[0, 1\\)"),
+        ("pad_id", 50, "pad_id 50 is outside the vocabulary"),
+    ],
+)
+def test_model_config_bad_value_fails_listing_what_is_allowed(field: str, value: object, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        ModelConfig(vocab_size=50, num_classes=2, **{field: value})  # type: ignore[arg-type]
