@@ -59,6 +59,9 @@ def test_artifact_metrics_match_a_recomputation_on_the_test_split(tiny_artifact:
     # The baseline's probability columns must line up with the labels: misaligned, it would
     # score below the majority class.
     assert m["baseline_tfidf_lr"]["accuracy"] > majority + 0.1
+    # The model learns something (≈ 0.71 against 0.52): a test of the served labels can then tell
+    # a label mix-up from a model that gives every text the same answer.
+    assert m["test"]["accuracy"] > majority + 0.1
 
 
 def test_onnx_signature_has_dynamic_batch_and_seq(tiny_artifact: Path) -> None:

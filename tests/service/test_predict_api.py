@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
+from model.artifact import OnnxClassifier
+from model.data import load_rotten_tomatoes
+from tests.conftest import CACHE
 from tests.service.conftest import Server
 
 TEXTS = ["A gorgeous, heartfelt film!", "  Dull and far   too long.", "Café crème — naïve 😀 résumé"]
@@ -27,6 +31,27 @@ def test_predict_texts_answered_in_order_with_offsets_into_the_original(server: 
             assert tok["text"] == text[tok["start"] : tok["end"]]
             assert tok["text"].strip() == tok["text"] != ""
         assert abs(sum(t["attention"] for t in pred["tokens"]) - 1.0) <= 1e-5
+
+
+def test_predict_answers_match_the_artifact_evaluated_offline(server: Server, tiny_artifact: Path) -> None:
+    # The whole served path (fast tokenizer, batching, splitting, label lookup) against the
+    # evaluation code reading the same artifact with `tokenizers` and onnxruntime alone.
+    texts = [e.text for e in load_rotten_tomatoes(CACHE)[::211][:48]]
+    model = OnnxClassifier(tiny_artifact)
+    offline = model(texts)
+    served = []
+    for i in range(0, len(texts), 8):  # the fixture's max_texts_per_request
+        r = server.client.post("/predict", json={"texts": texts[i : i + 8]})
+        assert r.status_code == 200, r.text
+        served += r.json()["predictions"]
+    names = model.labels
+    for k, (pred, probs, attn, pieces) in enumerate(zip(served, offline.probabilities, offline.attention, offline.tokens, strict=True)):
+        assert pred["label"] == names[int(np.argmax(probs))], texts[k]
+        assert [pred["probabilities"][n] for n in names] == pytest.approx(probs.tolist(), abs=1e-5)
+        assert [t["piece"] for t in pred["tokens"]] == pieces
+        assert [t["attention"] for t in pred["tokens"]] == pytest.approx(attn.tolist(), abs=1e-5)
+    # The tiny model gives both answers, so a swapped label lookup could not pass unnoticed.
+    assert {p["label"] for p in served} == set(names)
 
 
 def test_predict_numbers_written_with_float32_digits_only(server: Server) -> None:
