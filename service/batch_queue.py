@@ -62,7 +62,7 @@ class Item:
 
 @dataclass(frozen=True)
 class BatchLimits:
-    max_batch_size: int = 64
+    max_batch_size: int = 16
     max_batch_tokens: int = 4096
     max_wait_s: float = 0.002
     max_queue: int = 2048
