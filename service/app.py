@@ -61,6 +61,16 @@ class State:
             asyncio.get_running_loop().call_later(timeout, self.predictor.batcher.abort_queued)
 
 
+# Texts per onnxruntime run on a CPU when max_run_size is 0: where onnxruntime's cost per text on
+# our LSTM is lowest (11-16 texts; 64 cost 21% more: docs/PERFORMANCE.md, session 11).
+CPU_RUN_SIZE = 16
+
+
+def run_size(s: Settings, device: str) -> int:
+    """Texts per onnxruntime run: the setting, else 16 on a CPU and one run per call on a GPU."""
+    return min(s.max_run_size or (CPU_RUN_SIZE if device == "cpu" else s.max_batch_size), s.max_batch_size)
+
+
 def build_predictor(s: Settings, state: State) -> Predictor:
     """Load metadata, tokenizer and session; fails fast on a bad artifact or missing provider."""
     meta = Metadata.load(s.artifact)
@@ -68,7 +78,8 @@ def build_predictor(s: Settings, state: State) -> Predictor:
         s.artifact / "model.onnx",
         EngineConfig(s.device, s.threads_per_worker(), s.inter_op_threads, s.graph_optimization, s.cuda_tf32),
     )
-    limits = BatchLimits(s.max_batch_size, s.max_batch_tokens, s.max_wait_ms / 1000.0, s.max_queue, s.split_cost_tokens)
+    run = run_size(s, engine.device)
+    limits = BatchLimits(s.max_batch_size, s.max_batch_tokens, s.max_wait_ms / 1000.0, s.max_queue, s.split_cost_tokens, run)
     batcher = Batcher(engine.run, meta.pad_id, limits, state.metrics)
     req = RequestLimits(s.max_texts_per_request, s.max_text_chars, s.request_timeout_ms, s.max_request_timeout_ms)
     state.meta, state.engine = meta, engine
@@ -78,7 +89,8 @@ def build_predictor(s: Settings, state: State) -> Predictor:
 def warm_up(s: Settings, state: State) -> None:
     """Shapes that real traffic forms, from one short text to a full batch of long ones."""
     assert state.engine is not None and state.meta is not None
-    sizes = sorted({1, min(8, s.max_batch_size), s.max_batch_size})
+    run = run_size(s, state.engine.device)  # the largest batch onnxruntime is given
+    sizes = sorted({1, min(8, run), run})
     lengths = sorted({8, 32, state.meta.max_length})
     state.warmup_seconds = state.engine.warmup(sizes, lengths, state.meta.pad_id, s.warmup_runs, state.stop_warmup)
 

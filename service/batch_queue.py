@@ -62,11 +62,12 @@ class Item:
 
 @dataclass(frozen=True)
 class BatchLimits:
-    max_batch_size: int = 16
+    max_batch_size: int = 64  # texts per engine call
     max_batch_tokens: int = 4096
     max_wait_s: float = 0.002
     max_queue: int = 2048
     split_cost_tokens: int = 4
+    max_run_size: int | None = None  # texts per onnxruntime run (None: as many as the call allows)
 
 
 def _front(lane: deque[Item], alive: Alive) -> Item | None:

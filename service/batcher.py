@@ -3,14 +3,15 @@
 The next engine call is made when the queue holds `max_batch_size` texts, or `max_batch_tokens`
 padded tokens, or the oldest text has waited `max_wait_s`. Its first batch always contains the
 oldest live text (so waiting is first come, first served and nobody waits behind more than the
-queue ahead of them), joined by the queued texts closest to it in length, within both limits and
-as long as each one adds less padding than one more onnxruntime run costs: similar lengths share a
-batch, so little compute goes to padding. While the queue holds more, the call takes further
-batches the same way (the next oldest text and its neighbours in length), each its own onnxruntime
-run, until the call holds `max_batch_size` texts or `max_batch_tokens` padded tokens in all: under
-load one event-loop wake-up and one hop to the engine thread serve several length groups. Texts
-whose deadline passed or whose caller went away are dropped before they run. While a call runs in
-the engine thread, new texts queue up, so the batch size grows with the load by itself.
+queue ahead of them), joined by the queued texts closest to it in length, within both limits (and
+`max_run_size` texts per batch) and as long as each one adds less padding than one more
+onnxruntime run costs: similar lengths share a batch, so little compute goes to padding. While the
+queue holds more, the call takes further batches the same way (the next oldest text and its
+neighbours in length), each its own onnxruntime run, until the call holds `max_batch_size` texts
+or `max_batch_tokens` padded tokens in all: under load one event-loop wake-up and one hop to the
+engine thread serve several length groups. Texts whose deadline passed or whose caller went away
+are dropped before they run. While a call runs in the engine thread, new texts queue up, so the
+batch size grows with the load by itself.
 
 The queue and the rule that picks a batch are in service/batch_queue.py. Knows nothing of HTTP or
 pydantic: items are token-id arrays with a deadline, grouped by request, and each request gets one
@@ -175,6 +176,8 @@ class Batcher:
                 if now - front.enqueued < lim.max_wait_s and self.queue.near(front.n, lim.split_cost_tokens) < FURTHER_BATCH_MIN_TEXTS:
                     break  # too few to run efficiently yet: they wait for company, up to max_wait
                 limits = replace(lim, max_batch_size=lim.max_batch_size - texts, max_batch_tokens=lim.max_batch_tokens - tokens)
+            if lim.max_run_size is not None and limits.max_batch_size > lim.max_run_size:
+                limits = replace(limits, max_batch_size=lim.max_run_size)  # one run; the call may make more
             batch = self.queue.next_batch(limits, alive)
             if not batch:
                 break

@@ -44,10 +44,12 @@ class Settings(BaseSettings):
     warmup_runs: int = Field(1, ge=0, description="runs of each warm-up shape before ready (0: no warm-up)")
 
     # Micro-batching.
-    # 16, not more, on a CPU: onnxruntime's cost per text on our LSTM rises past ~16 texts per
-    # run (13,736 texts/s at 16, 12,454 at 33, 10,816 at 64 on 2 cores; docs/PERFORMANCE.md,
-    # session 11). A GPU wants far larger batches: its configurations set 128.
-    max_batch_size: int = Field(16, ge=1, description="texts per engine call")
+    max_batch_size: int = Field(64, ge=1, description="texts per engine call (one hop to the engine thread, one or more runs)")
+    # On a CPU, onnxruntime's cost per text on our LSTM rises past ~16 texts per run (13,736
+    # texts/s at 16, 12,454 at 33, 10,816 at 64 on 2 cores; docs/PERFORMANCE.md, session 11), while
+    # each engine call costs the event loop a hop: calls of up to 64 texts in runs of up to 16.
+    # A GPU wants one large run.
+    max_run_size: int = Field(0, ge=0, description="texts per onnxruntime run; 0: 16 on a CPU, max_batch_size on a GPU")
     max_batch_tokens: int = Field(4096, ge=1, description="padded tokens (longest × count) per engine call")
     max_wait_ms: float = Field(2.0, ge=0, description="how long the first queued text waits for company")
     max_queue: int = Field(2048, ge=1, description="queued texts per worker before answering 429")

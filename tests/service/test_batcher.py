@@ -189,6 +189,19 @@ def test_batcher_call_stays_within_both_limits_in_all(limits: BatchLimits, lengt
     assert asyncio.run(go()) == expected
 
 
+def test_batcher_call_runs_batches_of_at_most_max_run_size() -> None:
+    # One hop to the engine thread for all seven texts, in runs of at most three (onnxruntime
+    # costs less per text in smaller runs on a CPU; the hop costs the event loop per call).
+    async def go() -> list[list[tuple[int, int]]]:
+        b, calls = _recording_batcher(BatchLimits(max_run_size=3, max_wait_s=0.0, split_cost_tokens=0))
+        b.start()
+        await b.submit(_texts(5, 5, 5, 5, 5, 5, 5), time.monotonic() + 10)
+        await b.close(5)
+        return calls
+
+    assert asyncio.run(go()) == [[(3, 5), (3, 5), (1, 5)]]
+
+
 def test_batcher_token_budget_counts_the_next_live_text_not_a_cancelled_one() -> None:
     async def go() -> list[list[tuple[int, int]]]:
         b, calls = _recording_batcher(BatchLimits(max_batch_tokens=30, max_wait_s=0.0, split_cost_tokens=0))
