@@ -28,6 +28,9 @@ import httpx
 from bench.ceiling import ceiling
 from bench.cpu import CpuSplit, thread_seconds, workers_of
 from bench.wrk import lua_script, wrk
+from service.settings import Settings
+
+BATCHING = ("max_batch_size", "max_run_size", "max_batch_tokens", "max_wait_ms", "split_cost_tokens")
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -215,7 +218,9 @@ def render(runs: list[Run], a: argparse.Namespace) -> str:
         f"({meta['model_config']['cell']}, hidden {meta['model_config']['hidden_size']}).",
         f"- Settings: {a.workers} worker processes × {a.threads} onnxruntime thread(s) for both servers; {a.seconds} s per point "
         "after a 2 s warm-up; texts from the test split (mean ≈ 25 tokens): 400 single texts, 30 requests of 32; "
-        "req/s counts answered (2xx) requests only.",
+        "req/s counts answered (2xx) requests only. The service's batching at its defaults: "
+        + ", ".join(f"{k} {Settings.model_fields[k].default}" for k in BATCHING)
+        + " (max_run_size 0: 16 texts per onnxruntime run on a CPU).",
         "- naive: a FastAPI endpoint that runs the model once per request (no batching), `bench/naive_app.py`; each of its "
         "points is measured right after the service's same point (both servers up, the idle one costs nothing).",
         "- ceiling: onnxruntime called in-process in the same topology on the point's own texts, length-sorted batches at the "
