@@ -65,20 +65,32 @@ def staging_dir(dest: Path) -> Path:
     return tmp
 
 
-def publish(staged: Path, dest: Path) -> None:
-    """Replace `dest` by the complete `staged` folder; the old artifact goes only once the new one is in place."""
-    check_replaceable(dest)
-    dest = dest.resolve()
-    old = dest.parent / f".{dest.name}.old-{os.getpid()}"
-    if dest.exists():
-        dest.rename(old)
+def publish(pairs: list[tuple[Path, Path]]) -> None:
+    """Replace each `dest` by its complete `staged` folder, all of them or none (a float artifact
+    and its int8 sibling must not come from different builds); the old artifacts go only once
+    every new one is in place."""
+    for _, dest in pairs:
+        check_replaceable(dest)
+    moved: list[tuple[Path, Path]] = []  # (dest, where its old artifact waits)
+    placed: list[Path] = []
     try:
-        staged.rename(dest)
-    except OSError:
-        if old.exists():
-            old.rename(dest)  # put the previous artifact back rather than leave nothing
-        raise
-    shutil.rmtree(old, ignore_errors=True)
+        for _, dest in pairs:
+            dest = dest.resolve()
+            if dest.exists():
+                old = dest.parent / f".{dest.name}.old-{os.getpid()}"
+                dest.rename(old)
+                moved.append((dest, old))
+        for staged, dest in pairs:
+            staged.rename(dest.resolve())
+            placed.append(dest.resolve())
+    except OSError as e:  # e.g. another build published meanwhile: put the previous artifacts back
+        for dest in placed:
+            shutil.rmtree(dest, ignore_errors=True)
+        for dest, old in moved:
+            old.rename(dest)
+        raise ArtifactError(f"could not move the new artifact into place ({e}); the previous one is back, build again") from e
+    for _, old in moved:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 @dataclass

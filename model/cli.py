@@ -161,7 +161,10 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--model-config", help='JSON overrides of ModelConfig, e.g. \'{"cell": "gru"}\'')
     t.add_argument("--quantize", action="store_true", help="also write <out>-int8 (dynamic int8)")
     t.add_argument(
-        "--teacher", choices=["auto", "none"], default="auto", help="auto: distil from the shipped MiniLM soft labels if they fit"
+        "--teacher",
+        choices=["auto", "none"],
+        default="auto",
+        help="auto: distil from the shipped MiniLM soft labels (required on the bundled corpus; off with --data or --limit)",
     )
     t.add_argument("--no-progress", action="store_true")
     t.set_defaults(func=_train)

@@ -64,4 +64,5 @@ def build_int8(out: Path, q: Path, split: Split) -> dict[str, Any]:
     qmeta["metrics"] = int8_metrics(meta["metrics"], m)
     art.write_metadata(q, qmeta)
     log.info("int8 artifact: test accuracy %.4f (delta %+.4f)", m["accuracy"], qmeta["metrics"]["accuracy_delta_vs_float"])
-    return {"test": m, "accuracy_delta_vs_float": qmeta["metrics"]["accuracy_delta_vs_float"]}
+    qm = qmeta["metrics"]
+    return {"test": m, **{k: qm[k] for k in ("accuracy_delta_vs_float", "accuracy_delta_threshold", "accuracy_delta_warning")}}

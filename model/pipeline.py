@@ -97,7 +97,8 @@ def build(opts: BuildOptions) -> Path:
     t0 = time.perf_counter()
     model_config_args(opts, MINILM_DIM if opts.embeddings == "minilm" else None)
     art.check_replaceable(opts.out)
-    q_out = opts.out.resolve().with_name(opts.out.resolve().name + "-int8") if opts.quantize else None
+    # Beside --out as given (not where a symlink at --out points).
+    q_out = opts.out.absolute().with_name(opts.out.absolute().name + "-int8") if opts.quantize else None
     if q_out is not None:
         art.check_replaceable(q_out)
     examples, labels, source = load_examples(opts)
@@ -138,9 +139,7 @@ def build(opts: BuildOptions) -> Path:
             report["int8"] = build_int8(staged, staged_q, split)
             report["int8"]["path"] = str(q_out)
         write_report(staged / "report", report, _attention_samples(staged, split.test, labels))
-        art.publish(staged, opts.out)
-        if q_out is not None and staged_q is not None:
-            art.publish(staged_q, q_out)
+        art.publish([(staged, opts.out), *([(staged_q, q_out)] if q_out is not None and staged_q is not None else [])])
     finally:
         for d in (staged, staged_q):
             if d is not None and d.exists():

@@ -62,7 +62,7 @@ class State:
 
 
 # Texts per onnxruntime run on a CPU when max_run_size is 0: where onnxruntime's cost per text on
-# our LSTM is lowest (11-16 texts; 64 cost 21% more: docs/PERFORMANCE.md, session 11).
+# our LSTM is lowest (11-16 texts; runs of 64 served 21% fewer texts/s: docs/PERFORMANCE.md, session 11).
 CPU_RUN_SIZE = 16
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from model import pipeline
-from model.artifact import ArtifactError
+from model.artifact import ArtifactError, publish
 from model.export import ExportError, export_onnx
 from model.net import SentimentNet
 from model.pipeline import BuildOptions, build
@@ -77,3 +77,26 @@ def test_build_refuses_to_replace_a_folder_that_is_not_an_artifact(tmp_path: Pat
     with pytest.raises(ArtifactError, match="current directory" if where == "current directory" else "not an artifact"):
         build(_small(out))
     assert notes.read_text() == "keep me"
+
+
+def test_publish_puts_both_previous_artifacts_back_when_a_move_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pairs = []
+    for name in ("art", "art-int8"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "metadata.json").write_text(f"old {name}")
+        staged = tmp_path / f".{name}.tmp"
+        staged.mkdir()
+        (staged / "metadata.json").write_text(f"new {name}")
+        pairs.append((staged, tmp_path / name))
+    real_rename = Path.rename
+
+    def rename(self: Path, target: Path) -> Path:
+        if self.name == ".art-int8.tmp":  # the float one is already in place by now
+            raise OSError("disk gone")
+        return real_rename(self, target)
+
+    monkeypatch.setattr(Path, "rename", rename)
+    with pytest.raises(ArtifactError, match="the previous one is back"):
+        publish(pairs)
+    assert [(tmp_path / n / "metadata.json").read_text() for n in ("art", "art-int8")] == ["old art", "old art-int8"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".art-int8.tmp", "art", "art-int8"]  # the caller removes its staging
