@@ -69,12 +69,13 @@ class Batcher:
         self.run_fn, self.pad_id, self.limits, self.metrics = run, pad_id, limits, metrics
         self.queue = LengthQueue()
         self.wake = asyncio.Event()
-        # One engine call at a time, off the event loop.
-        self.engine = EngineThread()
+        self.engine = EngineThread()  # one engine call at a time, off the event loop
         self.task: asyncio.Task[None] | None = None
         self.running: list[Item] = []  # the batch in the engine now
         self.closing = False
         self.last_batch_texts = 0
+        self.last_call_alone = False  # it ran one request's texts and left the queue empty (see _loop)
+        self.submits_since_call = 0
         self.texts_ok = metrics.texts.labels("ok")  # a labelled child, looked up once
 
     def start(self) -> None:
@@ -94,6 +95,7 @@ class Batcher:
         group = Group(asyncio.get_running_loop().create_future(), len(ids))
         now = time.monotonic()
         self.queue.push([Item(x, deadline, group, i, now) for i, x in enumerate(ids)])
+        self.submits_since_call += 1
         self.metrics.queue_depth.inc(len(ids))
         self.wake.set()
         return group.future
@@ -111,10 +113,11 @@ class Batcher:
                 self.wake.clear()
                 await self.wake.wait()
                 continue
-            # Wait for company until the batch is full or the oldest text has waited enough —
-            # unless the last batch was a lone text run into an empty queue: then nobody else is
-            # sending, and waiting would only add max_wait to every request of a lone client.
-            lone = self.last_batch_texts <= 1 and self.queue.pending == 1
+            # Wait for company until the batch is full or the oldest text has waited enough, unless
+            # the last batch was a lone text run into an empty queue, or the last call one request
+            # that emptied it and one request came since: nobody else is sending, and waiting would
+            # only add max_wait to each request of a lone client (32-text requests at c=1: +30%).
+            lone = (self.last_batch_texts <= 1 and self.queue.pending == 1) or (self.last_call_alone and self.submits_since_call == 1)
             if not lone:
                 await self._wait_for_company(oldest.enqueued + self.limits.max_wait_s)
             batches = self._next_batches()
@@ -186,6 +189,8 @@ class Batcher:
             tokens += len(batch) * max(it.n for it in batch)
         self.metrics.queue_depth.dec(texts)
         self.last_batch_texts = texts
+        self.last_call_alone = not self.queue.pending and len({id(it.group) for batch in batches for it in batch}) == 1
+        self.submits_since_call = 0
         return batches
 
     def _expire(self, it: Item) -> None:

@@ -305,11 +305,36 @@ def test_batcher_waits_for_company_no_longer_than_max_wait_under_uvloop() -> Non
     async def go() -> None:
         b = Batcher(echo, 0, BatchLimits(max_wait_s=0.0004), Metrics())
         b.start()
-        for _ in range(40):  # two texts: never a lone text, so each batch waits for company
-            await asyncio.wait_for(b.submit([np.array([1]), np.array([2])], time.monotonic() + 10), 2)
+        for _ in range(40):  # two requests at once: never a lone client, so each batch waits for company
+            both = asyncio.gather(b.submit([np.array([1])], time.monotonic() + 10), b.submit([np.array([2])], time.monotonic() + 10))
+            await asyncio.wait_for(both, 2)
         await b.close(5)
 
     uvloop.run(go())
+
+
+def test_batcher_lone_client_multi_text_request_does_not_wait_for_company() -> None:
+    def echo(ids: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return np.zeros((ids.shape[0], 2), np.float32), np.zeros(ids.shape, np.float32)
+
+    async def go() -> float:
+        b = Batcher(echo, 0, BatchLimits(max_wait_s=10.0), Metrics())
+        b.start()
+        deadline = time.monotonic() + 30
+        await asyncio.wait_for(b.submit([np.array([1])], deadline), 2)  # a lone text runs at once
+        # The last call was one request into an empty queue: the next request alone runs at once
+        # too, however many texts it has (waiting would take 10 s).
+        await asyncio.wait_for(b.submit([np.array([1, 2]), np.array([3])], deadline), 2)
+        await asyncio.wait_for(b.submit([np.array([4, 5, 6])] * 3, deadline), 2)
+        # Two requests at once: not a lone client, so they wait for company (max_wait, here 0.2 s).
+        b.limits = replace(b.limits, max_wait_s=0.2)
+        t = time.monotonic()
+        await asyncio.wait_for(asyncio.gather(b.submit([np.array([1, 2])] * 2, deadline), b.submit([np.array([3])] * 2, deadline)), 2)
+        waited = time.monotonic() - t
+        await b.close(5)
+        return waited
+
+    assert asyncio.run(go()) >= 0.19
 
 
 def test_batcher_full_queue_refuses_whole_request() -> None:
