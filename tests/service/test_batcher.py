@@ -295,15 +295,17 @@ def test_batcher_drops_expired_and_cancelled_items_without_running_them(tiny_art
     assert ran == [1]
 
 
+def _zeros(ids: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """An instant engine: outputs of the right shapes."""
+    return np.zeros((ids.shape[0], 2), np.float32), np.zeros(ids.shape, np.float32)
+
+
 def test_batcher_waits_for_company_no_longer_than_max_wait_under_uvloop() -> None:
     # uvloop's timers count whole milliseconds: one set for 0.4 ms fires before the deadline
     # the batcher computed with time.monotonic(). The batcher must not then wait for good (with
     # a single timer per wait, this hung: each wait_for below timed out).
-    def echo(ids: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return np.zeros((ids.shape[0], 2), np.float32), np.zeros(ids.shape, np.float32)
-
     async def go() -> None:
-        b = Batcher(echo, 0, BatchLimits(max_wait_s=0.0004), Metrics())
+        b = Batcher(_zeros, 0, BatchLimits(max_wait_s=0.0004), Metrics())
         b.start()
         for _ in range(40):  # two requests at once: never a lone client, so each batch waits for company
             both = asyncio.gather(b.submit([np.array([1])], time.monotonic() + 10), b.submit([np.array([2])], time.monotonic() + 10))
@@ -314,11 +316,8 @@ def test_batcher_waits_for_company_no_longer_than_max_wait_under_uvloop() -> Non
 
 
 def test_batcher_lone_client_multi_text_request_does_not_wait_for_company() -> None:
-    def echo(ids: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return np.zeros((ids.shape[0], 2), np.float32), np.zeros(ids.shape, np.float32)
-
     async def go() -> float:
-        b = Batcher(echo, 0, BatchLimits(max_wait_s=10.0), Metrics())
+        b = Batcher(_zeros, 0, BatchLimits(max_wait_s=10.0), Metrics())
         b.start()
         deadline = time.monotonic() + 30
         await asyncio.wait_for(b.submit([np.array([1])], deadline), 2)  # a lone text runs at once
