@@ -6,7 +6,7 @@
 #   docker build --target runtime-gpu -t sentiment:gpu .         # CUDA image (onnxruntime-gpu)
 #
 # The runtime stages hold the serving dependencies (requirements/serve*.txt, fully pinned, the same
-# list the tests install), the artifact and service/_fastpath.c compiled in a builder stage for the
+# list the tests install), the artifact and service/_fastpath*.c compiled in a builder stage for the
 # runtime's own Python: no torch, no compilers. Size target: < 500 MB for the
 # CPU image (python:3.11-slim ≈ 130 MB + serving wheels ≈ 150 MB + model ≈ 50 MB).
 
@@ -35,14 +35,14 @@ COPY artifacts/default /artifact
 
 FROM ${ARTIFACT_FROM} AS artifact
 
-# ---- native, native-gpu: service/_fastpath.c (the per-token work of /predict in C) built for ----
+# ---- native, native-gpu: service/_fastpath*.c (the per-text work of /predict in C) built for ----
 # each runtime's Python. Without it the service runs the same code in Python, with a warning.
 FROM ${PYTHON_IMAGE} AS native
 # The compiler only lives in this throw-away stage; its version follows the base image.
 # hadolint ignore=DL3008
 RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
-COPY service/_fastpath.c deploy/build-native.sh ./
+COPY service/_fastpath.h service/_fastpath.c service/_fastpath_json.c deploy/build-native.sh ./
 RUN sh build-native.sh
 
 FROM ${CUDA_IMAGE} AS native-gpu
@@ -50,7 +50,7 @@ FROM ${CUDA_IMAGE} AS native-gpu
 # hadolint ignore=DL3008
 RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev python3-dev && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
-COPY service/_fastpath.c deploy/build-native.sh ./
+COPY service/_fastpath.h service/_fastpath.c service/_fastpath_json.c deploy/build-native.sh ./
 RUN sh build-native.sh
 
 # ---- runtime (CPU) ----------------------------------------------------------------------------

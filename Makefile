@@ -12,7 +12,7 @@ ARTIFACT := artifacts/default
 # clone installs the same set whatever PyPI holds that day.
 LOCK := requirements/dev.txt
 # Re-install only when pyproject.toml, the lock or the C extension changes (the stamp records which).
-STAMP := $(VENV)/.stamp-$(shell cat pyproject.toml $(LOCK) service/_fastpath.c | sha256sum | cut -c1-16)
+STAMP := $(VENV)/.stamp-$(shell cat pyproject.toml $(LOCK) service/_fastpath.h service/_fastpath*.c | sha256sum | cut -c1-16)
 
 .PHONY: run test lint typecheck artifact venv bench clean lock tools teacher
 

@@ -1,15 +1,13 @@
-/* The per-token work of /predict in C: splitting plain text into WordPiece tokens, and writing a
- * text's tokens as the answer's JSON.
+/* The per-text work of /predict in C (module service._fastpath): splitting plain text into
+ * WordPiece tokens and padding a batch here; writing the answer's JSON in service/_fastpath_json.c.
  *
- * Why: in Python each token costs a dict (text, start, end, attention, piece), two string slices
- * and list appends, ~25 tokens per review. Under load that per-token work was about half the
- * event loop's CPU and crowded the engine thread off its core (docs/PERFORMANCE.md).
- * Here a text's tokens are three compact buffers and one list of cached piece strings, and the
- * answer's token objects are written straight into one bytes object.
+ * Why: in Python each token costs objects and list appends, ~25 tokens per review, and under
+ * load the event loop's per-text Python is what keeps the service under the onnxruntime ceiling
+ * (docs/PERFORMANCE.md). Here a text's tokens are two compact buffers (ids, spans) and one list of
+ * cached piece strings.
  *
- * Both functions are exact replacements for Python code kept in service/text_tokenizer.py (used
- * when this module is not built, or switched off); tests compare the two on every dataset text and
- * on random strings.
+ * Each function replaces Python code kept as its exact twin (used when this module is not built,
+ * or SENTIMENT_NATIVE is off); tests compare the two on every dataset text and on random strings.
  *
  *   split(low, words, miss, max_length) -> (ids: bytes, spans: bytes, pieces: list[str], truncated)
  *       low: the normalised text (same length as the caller's: one character for one). Words are
@@ -18,101 +16,18 @@
  *       entry comes from `words` (a dict), or from miss(word) when absent: (id, piece) for a word
  *       that is one piece, else a tuple of (id, start, end, piece) within the word. Keeps the
  *       first max_length tokens. ids: int64 per token; spans: int32 (start, end) per token.
+ *       Twin: split_words in service/text_tokenizer.py.
  *
- *   render(text, spans, pieces, attention) -> bytes
- *       The JSON array of token objects {"text", "start", "end", "attention", "piece"}, with
- *       text = text[start:end]. attention: a JSON array of as many numbers (orjson's rendering of
- *       the float32 weights), copied as written.
+ *   split_ascii(text, words, miss, max_length, lower, stops) -> split's tuple, or None
+ *       The caller's text as is, when it is plain ASCII and holds none of `stops` (the first
+ *       characters of the special tokens): split of its lowercased form (when `lower`), without
+ *       making that form. None otherwise. Twin: TextTokenizer._fast (its checks, then split).
+ *
+ *   pad(seqs, pad_id) -> (ids: bytearray, mask: bytearray, T)
+ *       Right-padding int64 token-id bytes into (B, T) int64 arrays. Twin: right_pad in
+ *       service/padding.py.
  */
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
-#include <stdint.h>
-#include <string.h>
-
-typedef struct {
-    char *p;
-    Py_ssize_t n, cap;
-} Buf;
-
-static int reserve(Buf *b, Py_ssize_t extra) {
-    if (b->n + extra <= b->cap)
-        return 0;
-    Py_ssize_t cap = b->cap ? b->cap : 1024;
-    while (cap < b->n + extra)
-        cap *= 2;
-    char *p = PyMem_Realloc(b->p, (size_t)cap);
-    if (p == NULL) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    b->p = p;
-    b->cap = cap;
-    return 0;
-}
-
-/* The caller reserved room: these never grow the buffer. */
-static inline void put(Buf *b, const char *s, Py_ssize_t n) {
-    memcpy(b->p + b->n, s, (size_t)n);
-    b->n += n;
-}
-#define PUT_LITERAL(b, s) put((b), (s), (Py_ssize_t)sizeof(s) - 1)
-
-static inline void put_uint(Buf *b, uint32_t v) {
-    char tmp[10];
-    int k = 0;
-    do {
-        tmp[k++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    while (k)
-        b->p[b->n++] = tmp[--k];
-}
-
-/* A JSON string's body: UTF-8, with '"', '\\', control characters and lone surrogates escaped.
- * At most 6 bytes per character (\uXXXX): the caller reserves 6 × count. */
-static void put_json_chars(Buf *b, int kind, const void *data, Py_ssize_t from, Py_ssize_t to) {
-    static const char hex[] = "0123456789abcdef";
-    char *o = b->p + b->n;
-    for (Py_ssize_t i = from; i < to; i++) {
-        Py_UCS4 c = PyUnicode_READ(kind, data, i);
-        if (c < 0x80) {
-            if (c == '"' || c == '\\') {
-                *o++ = '\\';
-                *o++ = (char)c;
-            } else if (c < 0x20) {
-                *o++ = '\\';
-                switch (c) {
-                case '\n': *o++ = 'n'; break;
-                case '\r': *o++ = 'r'; break;
-                case '\t': *o++ = 't'; break;
-                case '\b': *o++ = 'b'; break;
-                case '\f': *o++ = 'f'; break;
-                default:
-                    *o++ = 'u', *o++ = '0', *o++ = '0';
-                    *o++ = hex[c >> 4], *o++ = hex[c & 15];
-                }
-            } else {
-                *o++ = (char)c;
-            }
-        } else if (c < 0x800) {
-            *o++ = (char)(0xC0 | (c >> 6));
-            *o++ = (char)(0x80 | (c & 0x3F));
-        } else if (c >= 0xD800 && c <= 0xDFFF) { /* not encodable as UTF-8: JSON's escape */
-            *o++ = '\\', *o++ = 'u';
-            *o++ = hex[c >> 12], *o++ = hex[(c >> 8) & 15], *o++ = hex[(c >> 4) & 15], *o++ = hex[c & 15];
-        } else if (c < 0x10000) {
-            *o++ = (char)(0xE0 | (c >> 12));
-            *o++ = (char)(0x80 | ((c >> 6) & 0x3F));
-            *o++ = (char)(0x80 | (c & 0x3F));
-        } else {
-            *o++ = (char)(0xF0 | (c >> 18));
-            *o++ = (char)(0x80 | ((c >> 12) & 0x3F));
-            *o++ = (char)(0x80 | ((c >> 6) & 0x3F));
-            *o++ = (char)(0x80 | (c & 0x3F));
-        }
-    }
-    b->n = o - b->p;
-}
+#include "_fastpath.h"
 
 static inline int is_word_char(Py_UCS4 c) {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
@@ -184,6 +99,63 @@ static int add_word(Tokens *t, PyObject *entry, Py_ssize_t at, Py_ssize_t end) {
     return 0;
 }
 
+/* The words of data[0:len] (see split), each through its WordPiece entry, into t. `lower`: the
+ * text is ASCII (1-byte kind) and its words are looked up lowercased. */
+static int split_words(Tokens *t, PyObject *src, int kind, const void *data, Py_ssize_t len, PyObject *words, PyObject *miss,
+                       int lower) {
+    Py_ssize_t i = 0;
+    while (i < len && !t->truncated) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, i);
+        if (is_space(c)) {
+            i++;
+            continue;
+        }
+        Py_ssize_t start = i++;
+        int upper = c >= 'A' && c <= 'Z';
+        if (is_word_char(c))
+            while (i < len && is_word_char(c = PyUnicode_READ(kind, data, i)))
+                upper |= c >= 'A' && c <= 'Z', i++;
+        PyObject *word;
+        if (lower && upper) {
+            word = PyUnicode_New(i - start, 127);
+            if (word == NULL)
+                return -1;
+            const Py_UCS1 *from = (const Py_UCS1 *)data + start;
+            Py_UCS1 *to = PyUnicode_1BYTE_DATA(word);
+            for (Py_ssize_t k = 0; k < i - start; k++)
+                to[k] = (from[k] >= 'A' && from[k] <= 'Z') ? (Py_UCS1)(from[k] + 32) : from[k];
+        } else {
+            word = PyUnicode_Substring(src, start, i);
+            if (word == NULL)
+                return -1;
+        }
+        PyObject *entry = PyDict_GetItemWithError(words, word); /* borrowed */
+        if (entry != NULL)
+            Py_INCREF(entry);
+        else if (!PyErr_Occurred())
+            entry = PyObject_CallOneArg(miss, word); /* may change `words`: we hold our own ref */
+        Py_DECREF(word);
+        if (entry == NULL)
+            return -1;
+        int r = add_word(t, entry, start, i);
+        Py_DECREF(entry);
+        if (r < 0)
+            return -1;
+    }
+    return 0;
+}
+
+static PyObject *tokens_result(Tokens *t, int ok) {
+    PyObject *result = NULL;
+    if (ok == 0)
+        result = Py_BuildValue("(y#y#OO)", t->ids.p ? t->ids.p : "", t->ids.n, t->spans.p ? t->spans.p : "", t->spans.n,
+                               t->pieces, t->truncated ? Py_True : Py_False);
+    PyMem_Free(t->ids.p);
+    PyMem_Free(t->spans.p);
+    Py_DECREF(t->pieces);
+    return result;
+}
+
 static PyObject *split(PyObject *self, PyObject *args) {
     PyObject *low, *words, *miss;
     Py_ssize_t max_length;
@@ -196,132 +168,101 @@ static PyObject *split(PyObject *self, PyObject *args) {
     Tokens t = {{NULL, 0, 0}, {NULL, 0, 0}, PyList_New(0), 0, max_length, 0};
     if (t.pieces == NULL)
         return NULL;
-    int kind = PyUnicode_KIND(low);
-    const void *data = PyUnicode_DATA(low);
-    Py_ssize_t len = PyUnicode_GET_LENGTH(low), i = 0;
-    PyObject *result = NULL;
-    while (i < len && !t.truncated) {
-        Py_UCS4 c = PyUnicode_READ(kind, data, i);
-        if (is_space(c)) {
-            i++;
-            continue;
-        }
-        Py_ssize_t start = i++;
-        if (is_word_char(c))
-            while (i < len && is_word_char(PyUnicode_READ(kind, data, i)))
-                i++;
-        PyObject *word = PyUnicode_Substring(low, start, i);
-        if (word == NULL)
-            goto done;
-        PyObject *entry = PyDict_GetItemWithError(words, word); /* borrowed */
-        if (entry != NULL)
-            Py_INCREF(entry);
-        else if (!PyErr_Occurred())
-            entry = PyObject_CallOneArg(miss, word); /* may change `words`: we hold our own ref */
-        Py_DECREF(word);
-        if (entry == NULL)
-            goto done;
-        int r = add_word(&t, entry, start, i);
-        Py_DECREF(entry);
-        if (r < 0)
-            goto done;
-    }
-    result = Py_BuildValue("(y#y#OO)", t.ids.p ? t.ids.p : "", t.ids.n, t.spans.p ? t.spans.p : "", t.spans.n,
-                           t.pieces, t.truncated ? Py_True : Py_False);
-done:
-    PyMem_Free(t.ids.p);
-    PyMem_Free(t.spans.p);
-    Py_DECREF(t.pieces);
-    return result;
+    int ok = split_words(&t, low, PyUnicode_KIND(low), PyUnicode_DATA(low), PyUnicode_GET_LENGTH(low), words, miss, 0);
+    return tokens_result(&t, ok);
 }
 
-static PyObject *render(PyObject *self, PyObject *args) {
-    PyObject *text, *pieces;
-    Py_buffer spans, att;
-    if (!PyArg_ParseTuple(args, "Uy*O!y*:render", &text, &spans, &PyList_Type, &pieces, &att))
+/* split for a caller's text as is, when it is plain ASCII: printable characters, '\t', '\n' and
+ * '\r' only, none of them (nor its lowercase) in `stops`. Otherwise None: the caller takes its
+ * general path. `lower`: words are looked up lowercased (offsets do not move: one character for one). */
+static PyObject *split_ascii(PyObject *self, PyObject *args) {
+    PyObject *text, *words, *miss, *stops;
+    Py_ssize_t max_length;
+    int lower;
+    if (!PyArg_ParseTuple(args, "UO!OnpU:split_ascii", &text, &PyDict_Type, &words, &miss, &max_length, &lower, &stops))
         return NULL;
-    PyObject *result = NULL;
-    Buf out = {NULL, 0, 0};
-    Py_ssize_t n = PyList_GET_SIZE(pieces), len = PyUnicode_GET_LENGTH(text);
-    const char *a = att.buf, *a_end = (const char *)att.buf + att.len;
-    int kind = PyUnicode_KIND(text);
-    const void *data = PyUnicode_DATA(text);
-    if (spans.len != n * 8) {
-        PyErr_Format(PyExc_ValueError, "%zd spans for %zd pieces", spans.len / 8, n);
-        goto done;
+    if (max_length < 0) {
+        PyErr_SetString(PyExc_ValueError, "max_length must be >= 0");
+        return NULL;
     }
-    if (att.len < 2 || a[0] != '[' || a_end[-1] != ']') {
-        PyErr_SetString(PyExc_ValueError, "attention must be a JSON array");
-        goto done;
+    if (!PyUnicode_IS_ASCII(text) || !PyUnicode_IS_ASCII(stops))
+        Py_RETURN_NONE;
+    const Py_UCS1 *data = PyUnicode_1BYTE_DATA(text), *stop = PyUnicode_1BYTE_DATA(stops);
+    Py_ssize_t len = PyUnicode_GET_LENGTH(text), nstops = PyUnicode_GET_LENGTH(stops);
+    char blocked[128] = {0};
+    for (Py_ssize_t k = 0; k < 0x20; k++)
+        blocked[k] = !(k == '\t' || k == '\n' || k == '\r');
+    blocked[0x7f] = 1;
+    for (Py_ssize_t k = 0; k < nstops; k++) {
+        blocked[stop[k]] = 1;
+        if (lower && stop[k] >= 'a' && stop[k] <= 'z')
+            blocked[stop[k] - 32] = 1; /* its uppercase lowers onto it */
     }
-    a++, a_end--; /* inside the brackets */
-    if (reserve(&out, 2) < 0)
-        goto done;
-    PUT_LITERAL(&out, "[");
-    for (Py_ssize_t k = 0; k < n; k++) {
-        int32_t span[2];
-        memcpy(span, (const char *)spans.buf + 8 * k, 8);
-        PyObject *piece = PyList_GET_ITEM(pieces, k);
-        if (span[0] < 0 || span[1] < span[0] || span[1] > len) {
-            PyErr_Format(PyExc_ValueError, "token %zd spans %d..%d of a %zd-character text", k, span[0], span[1], len);
-            goto done;
+    for (Py_ssize_t k = 0; k < len; k++)
+        if (blocked[data[k]])
+            Py_RETURN_NONE;
+    Tokens t = {{NULL, 0, 0}, {NULL, 0, 0}, PyList_New(0), 0, max_length, 0};
+    if (t.pieces == NULL)
+        return NULL;
+    int ok = split_words(&t, text, PyUnicode_1BYTE_KIND, data, len, words, miss, lower);
+    return tokens_result(&t, ok);
+}
+
+/* pad(seqs, pad_id) -> (ids, mask, T): seqs are int64 token ids in native byte order (bytes, at
+ * least one token each); ids and mask are (B, T) int64 row-major bytearrays, T the longest: each
+ * row the sequence then pad_id, mask 1 over the tokens then 0. */
+static PyObject *pad(PyObject *self, PyObject *args) {
+    PyObject *seqs;
+    long long pad_id;
+    if (!PyArg_ParseTuple(args, "O!L:pad", &PyList_Type, &seqs, &pad_id))
+        return NULL;
+    Py_ssize_t B = PyList_GET_SIZE(seqs), T = 0;
+    for (Py_ssize_t r = 0; r < B; r++) {
+        PyObject *s = PyList_GET_ITEM(seqs, r);
+        if (!PyBytes_Check(s) || PyBytes_GET_SIZE(s) % 8 || !PyBytes_GET_SIZE(s)) {
+            PyErr_SetString(PyExc_ValueError, "each sequence must be non-empty int64 bytes");
+            return NULL;
         }
-        if (!PyUnicode_Check(piece)) {
-            PyErr_SetString(PyExc_TypeError, "pieces must be str");
-            goto done;
-        }
-        const char *v = a;
-        while (a < a_end && *a != ',')
-            a++;
-        if (a == v) {
-            PyErr_Format(PyExc_ValueError, "attention has no value for token %zd", k);
-            goto done;
-        }
-        Py_ssize_t plen = PyUnicode_GET_LENGTH(piece);
-        if (reserve(&out, 80 + (a - v) + 6 * ((Py_ssize_t)(span[1] - span[0]) + plen)) < 0)
-            goto done;
-        if (k)
-            PUT_LITERAL(&out, ",");
-        PUT_LITERAL(&out, "{\"text\":\"");
-        put_json_chars(&out, kind, data, span[0], span[1]);
-        PUT_LITERAL(&out, "\",\"start\":");
-        put_uint(&out, (uint32_t)span[0]);
-        PUT_LITERAL(&out, ",\"end\":");
-        put_uint(&out, (uint32_t)span[1]);
-        PUT_LITERAL(&out, ",\"attention\":");
-        put(&out, v, a - v);
-        PUT_LITERAL(&out, ",\"piece\":\"");
-        put_json_chars(&out, PyUnicode_KIND(piece), PyUnicode_DATA(piece), 0, plen);
-        PUT_LITERAL(&out, "\"}");
-        if (k + 1 < n) { /* a comma before the next value */
-            if (a == a_end) {
-                PyErr_Format(PyExc_ValueError, "attention has %zd values for %zd tokens", k + 1, n);
-                goto done;
-            }
-            a++;
-        }
+        if (PyBytes_GET_SIZE(s) / 8 > T)
+            T = PyBytes_GET_SIZE(s) / 8;
     }
-    if (a != a_end) {
-        PyErr_Format(PyExc_ValueError, "attention has more values than the %zd tokens", n);
-        goto done;
+    if (!B) {
+        PyErr_SetString(PyExc_ValueError, "no sequences to pad");
+        return NULL;
     }
-    if (reserve(&out, 1) < 0)
-        goto done;
-    PUT_LITERAL(&out, "]");
-    result = PyBytes_FromStringAndSize(out.p, out.n);
-done:
-    PyMem_Free(out.p);
-    PyBuffer_Release(&spans);
-    PyBuffer_Release(&att);
-    return result;
+    PyObject *ids = PyByteArray_FromStringAndSize(NULL, B * T * 8), *mask = PyByteArray_FromStringAndSize(NULL, B * T * 8);
+    if (ids == NULL || mask == NULL) {
+        Py_XDECREF(ids);
+        Py_XDECREF(mask);
+        return NULL;
+    }
+    int64_t *io = (int64_t *)PyByteArray_AS_STRING(ids), *mo = (int64_t *)PyByteArray_AS_STRING(mask);
+    for (Py_ssize_t r = 0; r < B; r++, io += T, mo += T) {
+        PyObject *s = PyList_GET_ITEM(seqs, r);
+        Py_ssize_t n = PyBytes_GET_SIZE(s) / 8, k;
+        memcpy(io, PyBytes_AS_STRING(s), (size_t)n * 8);
+        for (k = 0; k < n; k++)
+            mo[k] = 1;
+        for (k = n; k < T; k++)
+            io[k] = pad_id, mo[k] = 0;
+    }
+    return Py_BuildValue("(NNn)", ids, mask, T);
 }
 
 static PyMethodDef methods[] = {
     {"split", split, METH_VARARGS, "split(low, words, miss, max_length) -> (ids, spans, pieces, truncated)"},
-    {"render", render, METH_VARARGS, "render(text, spans, pieces, attention_json) -> bytes"},
+    {"split_ascii", split_ascii, METH_VARARGS, "split_ascii(text, words, miss, max_length, lower, stops) -> split's tuple, or None"},
+    {"pad", pad, METH_VARARGS, "pad(seqs, pad_id) -> (ids, mask, T)"},
+    {"render_predictions", fastpath_render_predictions, METH_VARARGS,
+     "render_predictions(encoded, labels, probabilities_json, attention_json) -> bytes"},
+    {"render", fastpath_render, METH_VARARGS, "render(text, spans, pieces, attention_json) -> bytes"},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_fastpath", NULL, -1, methods, NULL, NULL, NULL, NULL};
 
-PyMODINIT_FUNC PyInit__fastpath(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__fastpath(void) {
+    if (fastpath_json_init() < 0)
+        return NULL;
+    return PyModule_Create(&module);
+}

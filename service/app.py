@@ -80,7 +80,7 @@ def build_predictor(s: Settings, state: State) -> Predictor:
     )
     run = run_size(s, engine.device)
     limits = BatchLimits(s.max_batch_size, s.max_batch_tokens, s.max_wait_ms / 1000.0, s.max_queue, s.split_cost_tokens, run)
-    batcher = Batcher(engine.run, meta.pad_id, limits, state.metrics)
+    batcher = Batcher(engine.run, meta.pad_id, limits, state.metrics, s.native)
     req = RequestLimits(s.max_texts_per_request, s.max_text_chars, s.request_timeout_ms, s.max_request_timeout_ms)
     state.meta, state.engine = meta, engine
     return Predictor(meta, TextTokenizer(s.artifact, meta.max_length, s.fast_tokenizer, s.native), batcher, req)

@@ -48,7 +48,7 @@ class Group:
 
 @dataclass(eq=False, slots=True)
 class Item:
-    ids: np.ndarray  # (L,) int64
+    ids: bytes  # (L,) int64, native byte order
     deadline: float  # time.monotonic() by which it must have run
     group: Group
     index: int  # position in its request
@@ -57,7 +57,7 @@ class Item:
     n: int = 0  # len(ids)
 
     def __post_init__(self) -> None:
-        self.n = len(self.ids)
+        self.n = len(self.ids) // 8
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ are dropped before they run. While a call runs in the engine thread, new texts q
 batch size grows with the load by itself.
 
 The queue and the rule that picks a batch are in service/batch_queue.py. Knows nothing of HTTP or
-pydantic: items are token-id arrays with a deadline, grouped by request, and each request gets one
+pydantic: items are token ids (int64 bytes) with a deadline, grouped by request, and each request gets one
 future.
 """
 
@@ -32,7 +32,7 @@ from service.batch_queue import BatchLimits, Group, Item, LengthQueue, Result
 from service.engine_thread import EngineThread
 from service.errors import DeadlineExceeded, InferenceFailed, NotReady, QueueFull
 from service.metrics import Metrics
-from service.padding import right_pad
+from service.padding import pad_ids
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +65,8 @@ def _stopped() -> NotReady:
 
 
 class Batcher:
-    def __init__(self, run: RunFn, pad_id: int, limits: BatchLimits, metrics: Metrics) -> None:
-        self.run_fn, self.pad_id, self.limits, self.metrics = run, pad_id, limits, metrics
+    def __init__(self, run: RunFn, pad_id: int, limits: BatchLimits, metrics: Metrics, native: bool = True) -> None:
+        self.run_fn, self.pad_id, self.limits, self.metrics, self.native = run, pad_id, limits, metrics, native
         self.queue = LengthQueue()
         self.wake = asyncio.Event()
         self.engine = EngineThread()  # one engine call at a time, off the event loop
@@ -81,7 +81,7 @@ class Batcher:
     def start(self) -> None:
         self.task = asyncio.get_running_loop().create_task(self._loop(), name="batcher")
 
-    def submit(self, ids: list[np.ndarray], deadline: float) -> asyncio.Future[list[Result]]:
+    def submit(self, ids: list[bytes], deadline: float) -> asyncio.Future[list[Result]]:
         """Queue a request's texts together (all or none); the future resolves with their
         results in order. Cancelling it drops the texts that have not run yet."""
         if self.closing:
@@ -238,7 +238,7 @@ class Batcher:
             group.unstarted -= 1
             if not group.unstarted:  # the request's last text starts: it waited this long
                 self.metrics.queue_wait.observe(start - it.enqueued)
-        ids, mask = right_pad(seqs, self.pad_id)  # (B, T) each
+        ids, mask = pad_ids(seqs, self.pad_id, self.native)  # (B, T) each
         B, T = ids.shape
         self.metrics.batch_texts.observe(B)
         self.metrics.batch_tokens.observe(B * T)

@@ -39,7 +39,7 @@ def _predict(a: argparse.Namespace) -> None:
 
     s = _settings(a).model_copy(update={"warmup_runs": 0, "workers": 1})
 
-    async def go() -> dict[str, Any]:
+    async def go() -> bytes:
         p = build_predictor(s, State(settings=s, metrics=Metrics()))
         p.batcher.start()
         try:
@@ -47,7 +47,7 @@ def _predict(a: argparse.Namespace) -> None:
         finally:
             await p.batcher.close(5.0)
 
-    out = orjson.loads(orjson.dumps(asyncio.run(go())))  # the tokens come as ready-made JSON
+    out = orjson.loads(asyncio.run(go()))  # the answer's JSON, as /predict sends it
     for text, pred in zip(a.texts, out["predictions"], strict=True):
         top = sorted(pred["tokens"], key=lambda t: -t["attention"])[: a.top]
         focus = ", ".join(f"{t['text']!r} {t['attention']:.2f}" for t in top)

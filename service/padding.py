@@ -1,11 +1,19 @@
 """Right-padding a batch of token-id sequences: the one way every part of the project builds
-model input (serving, training, evaluation, benchmarks). Numpy only, so serving stays torch-free."""
+model input (serving, training, evaluation, benchmarks). Numpy only, so serving stays torch-free;
+the service's own form (`pad_ids`, ids as int64 bytes) in C when service/_fastpath.c is built."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from types import ModuleType
 
 import numpy as np
+
+_fastpath: ModuleType | None
+try:
+    from service import _fastpath
+except ImportError:  # not built: numpy does the same
+    _fastpath = None
 
 
 def right_pad(seqs: Sequence[Sequence[int] | np.ndarray], pad_id: int) -> tuple[np.ndarray, np.ndarray]:
@@ -17,3 +25,12 @@ def right_pad(seqs: Sequence[Sequence[int] | np.ndarray], pad_id: int) -> tuple[
         ids[r, : len(s)] = s
         mask[r, : len(s)] = 1
     return ids, mask
+
+
+def pad_ids(seqs: list[bytes], pad_id: int, native: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """right_pad for sequences held as int64 bytes (the service's tokens): one C call for the
+    batch instead of two numpy slice assignments per text (0.6 → 0.1 µs a text, session 12)."""
+    if native and _fastpath is not None:
+        ids, mask, T = _fastpath.pad(seqs, pad_id)
+        return np.frombuffer(ids, dtype=np.int64).reshape(-1, T), np.frombuffer(mask, dtype=np.int64).reshape(-1, T)  # (B, T) each
+    return right_pad([np.frombuffer(s, dtype=np.int64) for s in seqs], pad_id)

@@ -231,4 +231,4 @@ async def predict(request: Request) -> Response:
     predictor = state.predictor
     job = predictor.submit(req.items(), req.attention, req.timeout_ms)
     results = await results_unless_gone(request, predictor, job)
-    return answer(request, state, orjson.dumps(predictor.respond(job, results)), "application/json")
+    return answer(request, state, predictor.respond(job, results), "application/json")

@@ -64,7 +64,7 @@ class Settings(BaseSettings):
         True, description="tokenize plain texts with an exact, verified re-implementation (~4× less CPU); off: all via tokenizers"
     )
     native: bool = Field(
-        True, description="per-token work (splitting words, writing the tokens' JSON) in C when built; off: the same in Python"
+        True, description="per-token work (splitting words, padding, writing the tokens' JSON) in C when built; off: the same in Python"
     )
     compress_responses: bool = Field(
         False,

@@ -34,7 +34,6 @@ from types import ModuleType
 from typing import Any
 
 import numpy as np
-import orjson
 from tokenizers import Tokenizer
 
 _fastpath: ModuleType | None
@@ -69,16 +68,22 @@ SELF_CHECK = [
 WordEntry = Any
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: a frozen dataclass's __init__ sets each field through object.__setattr__, 0.44 µs a
+# text against 0.13 (docs/PERFORMANCE.md, session 12). Nothing changes one after tokenizing.
+@dataclass(slots=True)
 class Encoded:
     """A text's tokens, kept compact (a text's ~25 tokens as dicts cost more CPU than the rest of
-    the tokenizing); the answer's token objects are written from them in one go (`tokens_json`)."""
+    the tokenizing); the answer's token objects are written from them in one go (`tokens_json`).
+    Ids stay bytes, as the batcher pads them (service/padding.py `pad_ids`)."""
 
     text: str  # the caller's text
-    ids: np.ndarray  # (L,) int64, L >= 1
+    ids: bytes  # (L,) int64, native byte order, L >= 1
     spans: bytes  # (L, 2) int32, native byte order: where each token lies in `text`
     pieces: list[str]  # the tokenizer's own tokens
     truncated: bool
+
+    def token_ids(self) -> list[int]:
+        return np.frombuffer(self.ids, dtype=np.int64).tolist()  # type: ignore[no-any-return]
 
     def offsets(self) -> list[tuple[int, int]]:
         return [(s, e) for s, e in np.frombuffer(self.spans, dtype=np.int32).reshape(-1, 2).tolist()]
@@ -88,20 +93,8 @@ class Encoded:
         return [self.text[s:e] for s, e in self.offsets()]
 
     def same(self, other: Encoded) -> bool:
-        mine = (self.text, self.ids.tolist(), self.spans, self.pieces, self.truncated)
-        return mine == (other.text, other.ids.tolist(), other.spans, other.pieces, other.truncated)
-
-
-def render_tokens(enc: Encoded, attention_json: bytes) -> bytes:
-    """The answer's JSON array of token objects: {"text", "start", "end", "attention", "piece"}.
-    What service/_fastpath.c's render writes, byte for byte, in Python (used when it is not built)."""
-    values = attention_json[1:-1].split(b",") if len(attention_json) > 2 else []
-    text = enc.text
-    tokens = [
-        {"text": text[s:e], "start": s, "end": e, "attention": orjson.Fragment(v), "piece": p}
-        for (s, e), v, p in zip(enc.offsets(), values, enc.pieces, strict=True)
-    ]
-    return orjson.dumps(tokens)
+        mine = (self.text, self.ids, self.spans, self.pieces, self.truncated)
+        return mine == (other.text, other.ids, other.spans, other.pieces, other.truncated)
 
 
 Split = tuple[bytes, bytes, list[str], bool]  # ids (int64), spans (int32 pairs), pieces, truncated
@@ -175,17 +168,16 @@ class TextTokenizer:
         # A text without any special token's first character (BERT's all start with "[") holds
         # none of them: one scan in C instead of a substring search per special token (~1 µs a text).
         firsts = {t[0] for t in self.specials_raw + self.specials_norm if t}
-        self.may_hold_special = re.compile(f"[{re.escape(''.join(sorted(firsts)))}]").search if firsts else None
+        self.stops = "".join(sorted(firsts))
+        self.may_hold_special = re.compile(f"[{re.escape(self.stops)}]").search if firsts else None
         self.words: dict[str, WordEntry] = {}
         self.cache_words = cache_words
         # The compiled splitter and renderer when built (and not switched off), else their Python twins.
         lib = _fastpath if native else None
         self.native = lib is not None
         self._split: Callable[[str, dict[str, WordEntry], Callable[[str], WordEntry], int], Split] = split_words
-        self._render: Callable[[Encoded, bytes], bytes] = render_tokens
         if lib is not None:
-            self._split, render = lib.split, lib.render
-            self._render = lambda enc, att: render(enc.text, enc.spans, enc.pieces, att)
+            self._split = lib.split
         elif native:
             log.warning("service/_fastpath.c is not built (reinstall with a C compiler present): per-token work runs in Python")
         self.plain = PLAIN
@@ -196,6 +188,8 @@ class TextTokenizer:
             self.plain = re.compile(f"[{ASCII}{re.escape(extra)}]*\\Z")
             blocker = self._self_check()
         self.fast = blocker is None
+        # Plain ASCII text (nearly all of it) in one C call: the checks of _fast and the split.
+        self._split_ascii = lib.split_ascii if lib is not None and self.fast else None
         if blocker is not None and fast:
             log.warning("fast tokenizer path off: %s; every text goes through tokenizers", blocker)
 
@@ -236,25 +230,22 @@ class TextTokenizer:
         # core, where the other workers and the engine threads are already busy; under load
         # that cost more CPU per text than it saved in latency (docs/PERFORMANCE.md).
         out = []
+        split_ascii, words, miss, n, lower, stops = self._split_ascii, self.words, self._word, self.max_length, self.lowercase, self.stops
         for text in texts:
-            enc = (self._fast(text) if self.fast else None) or self._slow(text)
-            if not len(enc.ids):
+            r = split_ascii(text, words, miss, n, lower, stops) if split_ascii is not None else None
+            enc = Encoded(text, *r) if r is not None else (self._fast(text) if self.fast else None) or self._slow(text)
+            if not enc.ids:
                 # Nothing the tokenizer can read (e.g. only control characters): one unknown
                 # token spanning the whole text, as in training.
-                ids = np.array([self.unk_id], dtype=np.int64)
+                ids = np.array([self.unk_id], dtype=np.int64).tobytes()
                 enc = Encoded(text, ids, np.array([0, len(text)], dtype=np.int32).tobytes(), ["[UNK]"], False)
             out.append(enc)
         return out
 
-    def tokens_json(self, enc: Encoded, attention: np.ndarray) -> orjson.Fragment:
-        """The answer's "tokens" array for `enc`, with its (L,) float32 attention weights written as
-        orjson writes float32: the shortest form that reads back as the same float32."""
-        return orjson.Fragment(self._render(enc, orjson.dumps(attention, option=orjson.OPT_SERIALIZE_NUMPY)))
-
     def _slow(self, text: str) -> Encoded:
         enc = self.tok.encode(text)
         spans = np.array(enc.offsets, dtype=np.int32).tobytes()
-        return Encoded(text, np.array(enc.ids, dtype=np.int64), spans, enc.tokens, bool(enc.overflowing))
+        return Encoded(text, np.array(enc.ids, dtype=np.int64).tobytes(), spans, enc.tokens, bool(enc.overflowing))
 
     def _fast(self, text: str) -> Encoded | None:
         """None when the text has a character the fast path does not take, or a special token."""
@@ -266,8 +257,7 @@ class TextTokenizer:
             any(s in text for s in self.specials_raw) or any(s in low for s in self.specials_norm)
         ):
             return None
-        ids, spans, pieces, truncated = self._split(low, self.words, self._word, self.max_length)
-        return Encoded(text, np.frombuffer(ids, dtype=np.int64), spans, pieces, truncated)
+        return Encoded(text, *self._split(low, self.words, self._word, self.max_length))
 
     def _word(self, word: str) -> WordEntry:
         tokens = self.tok.model.tokenize(word)

@@ -28,9 +28,14 @@ def _close_loop() -> Iterator[None]:
     _LOOP.close()
 
 
+def _ids(values: list[int]) -> bytes:
+    """Token ids as the batcher takes them: int64 bytes."""
+    return np.array(values, dtype=np.int64).tobytes()
+
+
 def _item(n: int) -> Item:
     group = Group(asyncio.Future(loop=_LOOP), 1)
-    return Item(np.arange(1, n + 1, dtype=np.int64), time.monotonic() + 10, group, 0)
+    return Item(_ids(list(range(1, n + 1))), time.monotonic() + 10, group, 0)
 
 
 def _pick(items: list[Item], limits: BatchLimits) -> list[Item]:
@@ -46,16 +51,16 @@ def test_pick_batch_takes_the_oldest_and_the_closest_lengths_within_both_limits(
     batch = _pick(items, BatchLimits(max_batch_size=3, max_batch_tokens=100, split_cost_tokens=16))
     # The oldest (30) always goes; then the other 30 (no padding), then 29 or 31 (one token of
     # padding either way: the older, 29, wins the tie). 28 would make four: over max_batch_size.
-    assert [len(i.ids) for i in batch] == [30, 30, 29]
+    assert [i.n for i in batch] == [30, 30, 29]
     tight = _pick(items, BatchLimits(max_batch_size=8, max_batch_tokens=95, split_cost_tokens=16))
-    assert len(tight) == 3 and max(len(i.ids) for i in tight) * len(tight) <= 95
+    assert len(tight) == 3 and max(i.n for i in tight) * len(tight) <= 95
 
 
 def test_pick_batch_keeps_texts_apart_when_padding_costs_more_than_a_call() -> None:
     items = [_item(n) for n in (5, 40, 6, 4, 22)]
     batch = _pick(items, BatchLimits(max_batch_size=64, max_batch_tokens=4096, split_cost_tokens=16))
-    assert [len(i.ids) for i in batch] == [5, 6, 4]  # 22 would add (22 - 6) × 3 = 48 padded tokens
-    assert [len(i.ids) for i in _pick([_item(200), _item(3)], BatchLimits(max_batch_tokens=100))] == [200]
+    assert [i.n for i in batch] == [5, 6, 4]  # 22 would add (22 - 6) × 3 = 48 padded tokens
+    assert [i.n for i in _pick([_item(200), _item(3)], BatchLimits(max_batch_tokens=100))] == [200]
 
 
 def test_length_queue_batches_oldest_first_and_skips_dropped_items() -> None:
@@ -98,8 +103,8 @@ def test_batcher_results_match_running_each_text_alone(tiny_artifact: Path) -> N
         b = Batcher(engine.run, 0, BatchLimits(max_batch_size=16, max_batch_tokens=256, max_wait_s=0.01), Metrics())
         b.start()
         # One request per text and one request with all of them: results come back in order.
-        alone = [b.submit([s], time.monotonic() + 10) for s in seqs]
-        together = await b.submit(seqs, time.monotonic() + 10)
+        alone = [b.submit([s.tobytes()], time.monotonic() + 10) for s in seqs]
+        together = await b.submit([s.tobytes() for s in seqs], time.monotonic() + 10)
         res = [r for (r,) in await asyncio.gather(*alone)]
         await b.close(5)
         for (p1, a1), (p2, a2) in zip(res, together, strict=True):
@@ -134,8 +139,8 @@ def _recording_batcher(limits: BatchLimits, fail_at_length: int | None = None) -
     return b, calls
 
 
-def _texts(*lengths: int) -> list[np.ndarray]:
-    return [np.arange(1, n + 1, dtype=np.int64) for n in lengths]
+def _texts(*lengths: int) -> list[bytes]:
+    return [_ids(list(range(1, n + 1))) for n in lengths]
 
 
 def test_batcher_one_engine_call_runs_each_length_group_apart() -> None:
@@ -246,10 +251,10 @@ def test_batcher_engine_error_fails_the_batch_and_keeps_serving(tiny_artifact: P
     async def go() -> None:
         b = Batcher(flaky, 0, BatchLimits(max_wait_s=0.01), Metrics())
         b.start()
-        first = b.submit([np.array([5, 6]), np.array([7])], time.monotonic() + 10)
+        first = b.submit([_ids([5, 6]), _ids([7])], time.monotonic() + 10)
         with pytest.raises(InferenceFailed, match="device lost"):
             await first
-        ((probs, _),) = await b.submit([np.array([5, 6])], time.monotonic() + 10)
+        ((probs, _),) = await b.submit([_ids([5, 6])], time.monotonic() + 10)
         assert probs.shape == (2,)
         await b.close(5)
 
@@ -263,7 +268,7 @@ def test_batcher_wrong_row_count_from_engine_fails_clearly() -> None:
     async def go() -> None:
         b = Batcher(short, 0, BatchLimits(max_wait_s=0.01), Metrics())
         b.start()
-        fut = b.submit([np.array([1]), np.array([2, 3])], time.monotonic() + 10)
+        fut = b.submit([_ids([1]), _ids([2, 3])], time.monotonic() + 10)
         with pytest.raises(InferenceFailed, match="returned 1 rows"):
             await fut
         await b.close(5)
@@ -282,9 +287,9 @@ def test_batcher_drops_expired_and_cancelled_items_without_running_them(tiny_art
     async def go() -> None:
         b = Batcher(counting, 0, BatchLimits(max_wait_s=0.05), Metrics())
         b.start()
-        expired = b.submit([np.array([1, 2])], time.monotonic() - 1)
-        gone = b.submit([np.array([3]), np.array([3, 4])], time.monotonic() + 10)
-        kept = b.submit([np.array([4])], time.monotonic() + 10)
+        expired = b.submit([_ids([1, 2])], time.monotonic() - 1)
+        gone = b.submit([_ids([3]), _ids([3, 4])], time.monotonic() + 10)
+        kept = b.submit([_ids([4])], time.monotonic() + 10)
         gone.cancel()
         with pytest.raises(DeadlineExceeded):
             await expired
@@ -308,7 +313,7 @@ def test_batcher_waits_for_company_no_longer_than_max_wait_under_uvloop() -> Non
         b = Batcher(_zeros, 0, BatchLimits(max_wait_s=0.0004), Metrics())
         b.start()
         for _ in range(40):  # two requests at once: never a lone client, so each batch waits for company
-            both = asyncio.gather(b.submit([np.array([1])], time.monotonic() + 10), b.submit([np.array([2])], time.monotonic() + 10))
+            both = asyncio.gather(b.submit([_ids([1])], time.monotonic() + 10), b.submit([_ids([2])], time.monotonic() + 10))
             await asyncio.wait_for(both, 2)
         await b.close(5)
 
@@ -320,15 +325,15 @@ def test_batcher_lone_client_multi_text_request_does_not_wait_for_company() -> N
         b = Batcher(_zeros, 0, BatchLimits(max_wait_s=10.0), Metrics())
         b.start()
         deadline = time.monotonic() + 30
-        await asyncio.wait_for(b.submit([np.array([1])], deadline), 2)  # a lone text runs at once
+        await asyncio.wait_for(b.submit([_ids([1])], deadline), 2)  # a lone text runs at once
         # The last call was one request into an empty queue: the next request alone runs at once
         # too, however many texts it has (waiting would take 10 s).
-        await asyncio.wait_for(b.submit([np.array([1, 2]), np.array([3])], deadline), 2)
-        await asyncio.wait_for(b.submit([np.array([4, 5, 6])] * 3, deadline), 2)
+        await asyncio.wait_for(b.submit([_ids([1, 2]), _ids([3])], deadline), 2)
+        await asyncio.wait_for(b.submit([_ids([4, 5, 6])] * 3, deadline), 2)
         # Two requests at once: not a lone client, so they wait for company (max_wait, here 0.2 s).
         b.limits = replace(b.limits, max_wait_s=0.2)
         t = time.monotonic()
-        await asyncio.wait_for(asyncio.gather(b.submit([np.array([1, 2])] * 2, deadline), b.submit([np.array([3])] * 2, deadline)), 2)
+        await asyncio.wait_for(asyncio.gather(b.submit([_ids([1, 2])] * 2, deadline), b.submit([_ids([3])] * 2, deadline)), 2)
         waited = time.monotonic() - t
         await b.close(5)
         return waited
@@ -340,9 +345,9 @@ def test_batcher_full_queue_refuses_whole_request() -> None:
     async def go() -> None:
         b = Batcher(lambda i, m: (i, m), 0, BatchLimits(max_queue=3, max_wait_s=10), Metrics())
         try:
-            b.submit([np.array([1]), np.array([2])], time.monotonic() + 10)
+            b.submit([_ids([1]), _ids([2])], time.monotonic() + 10)
             with pytest.raises(QueueFull):
-                b.submit([np.array([1]), np.array([2])], time.monotonic() + 10)
+                b.submit([_ids([1]), _ids([2])], time.monotonic() + 10)
             assert b.queue.pending == 2
         finally:
             b.engine.close()  # never started: its thread would outlive the test
@@ -356,7 +361,7 @@ def test_batcher_close_runs_everything_queued(tiny_artifact: Path) -> None:
     async def go() -> None:
         b = Batcher(engine.run, 0, BatchLimits(max_wait_s=5), Metrics())
         b.start()
-        fut = b.submit([np.array([1, 2, 3])] * 5, time.monotonic() + 10)
+        fut = b.submit([_ids([1, 2, 3])] * 5, time.monotonic() + 10)
         await b.close(5)  # closing cuts the 5 s wait short and drains
         assert fut.done() and len(fut.result()) == 5
 
@@ -373,9 +378,9 @@ def test_batcher_drain_timeout_fails_the_running_batch_and_the_queue() -> None:
     async def go() -> None:
         b = Batcher(stuck, 0, BatchLimits(max_wait_s=0.0), Metrics())
         b.start()
-        running = b.submit([np.array([1, 2])], time.monotonic() + 30)
+        running = b.submit([_ids([1, 2])], time.monotonic() + 30)
         await asyncio.sleep(0.05)  # in the engine now
-        queued = b.submit([np.array([3])], time.monotonic() + 30)
+        queued = b.submit([_ids([3])], time.monotonic() + 30)
         asyncio.get_running_loop().call_later(0.5, release.set)  # the stuck call ends, later
         await b.close(0.2)
         for fut in (running, queued):  # both answered at the drain timeout, not at their deadline

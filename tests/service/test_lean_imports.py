@@ -14,7 +14,7 @@ class Block(importlib.abc.MetaPathFinder):
         if name.split(".")[0] in {"torch", "sklearn", "matplotlib", "safetensors", "onnx", "model"}:
             raise ImportError(f"{name} is not installed on a serving machine")
 sys.meta_path.insert(0, Block())
-import asyncio
+import asyncio, json
 from pathlib import Path
 from service.settings import Settings
 from service.app import State, build_predictor, create_app
@@ -29,7 +29,7 @@ async def go():
     out = await p.predict(["fine"])
     await p.batcher.close(5)
     return out
-print(asyncio.run(go())["predictions"][0]["label"])
+print(json.loads(asyncio.run(go()))["predictions"][0]["label"])
 """
 
 

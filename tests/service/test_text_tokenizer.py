@@ -16,6 +16,7 @@ from tokenizers import Tokenizer, processors
 
 from model import tokenizer as toks
 from model.data import load_rotten_tomatoes
+from service.answer import render_tokens
 from service.text_tokenizer import Encoded, TextTokenizer, WordEntry, _fastpath, split_words
 from tests.conftest import CACHE
 
@@ -72,21 +73,21 @@ def slow_and_fast(artifact: Path, max_length: int) -> tuple[TextTokenizer, TextT
 
 def assert_same(a: Encoded, b: Encoded, text: str) -> None:
     assert a.text == b.text == text
-    assert (a.ids.tolist(), a.offsets(), a.pieces, a.truncated) == (b.ids.tolist(), b.offsets(), b.pieces, b.truncated), text
+    assert (a.token_ids(), a.offsets(), a.pieces, a.truncated) == (b.token_ids(), b.offsets(), b.pieces, b.truncated), text
 
 
 def assert_all_same(texts: list[str], *tokenizers: TextTokenizer) -> None:
     """Same encodings from every tokenizer, and the same answer JSON from both renderers."""
     first, *others = [t.encode(texts) for t in tokenizers]
     rng = np.random.default_rng(0)
-    native = next(t for t in tokenizers if t.native)
-    python = next(t for t in tokenizers if not t.native)
     for i, text in enumerate(texts):
         for other in others:
             assert_same(first[i], other[i], text)
-        attention = rng.random(len(first[i].ids)).astype(np.float32)
-        rendered = orjson.dumps(native.tokens_json(first[i], attention))
-        assert rendered == orjson.dumps(python.tokens_json(first[i], attention)), text
+        enc = first[i]
+        attention = rng.random(len(enc.pieces)).astype(np.float32)
+        att_json = orjson.dumps(attention, option=orjson.OPT_SERIALIZE_NUMPY)
+        rendered = native.render(enc.text, enc.spans, enc.pieces, att_json)
+        assert rendered == render_tokens(enc, att_json), text
         tokens = json.loads(rendered)
         expected = [(*o, p) for o, p in zip(first[i].offsets(), first[i].pieces, strict=True)]
         assert [(t["start"], t["end"], t["piece"]) for t in tokens] == expected
@@ -131,7 +132,7 @@ def test_special_token_text_takes_the_tokenizers_path(which: str, minilm_artifac
     assert fast._fast(text) is None
     (a,), (b,) = slow.encode([text]), fast.encode([text])
     assert_same(a, b, text)
-    assert fast.tok.token_to_id("[CLS]") in b.ids.tolist()
+    assert fast.tok.token_to_id("[CLS]") in b.token_ids()
 
 
 def test_fast_path_off_for_a_pipeline_it_does_not_reproduce(tiny_artifact: Path, tmp_path: Path) -> None:
