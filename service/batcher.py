@@ -9,13 +9,12 @@ onnxruntime run costs: similar lengths share a batch, so little compute goes to 
 queue holds more, the call takes further batches the same way (the next oldest text and its
 neighbours in length), each its own onnxruntime run, until the call holds `max_batch_size` texts
 or `max_batch_tokens` padded tokens in all: under load one event-loop wake-up and one hop to the
-engine thread serve several length groups. Texts whose deadline passed or whose caller went away
-are dropped before they run. While a call runs in the engine thread, new texts queue up, so the
-batch size grows with the load by itself.
+engine thread serve several length groups, and runs of a few texts fold into others where one
+padded run costs less. Texts whose deadline passed or whose caller went away are dropped before
+they run. While a call runs, new texts queue up, so the batch size grows with the load by itself.
 
-The queue and the rule that picks a batch are in service/batch_queue.py. Knows nothing of HTTP or
-pydantic: items are token ids (int64 bytes) with a deadline, grouped by request, and each request gets one
-future.
+The queue and the rules that form batches are in service/batch_queue.py. Knows nothing of HTTP or
+pydantic: items are token ids (int64 bytes) with a deadline, grouped by request; one future each.
 """
 
 from __future__ import annotations
@@ -28,7 +27,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from service.batch_queue import BatchLimits, Group, Item, LengthQueue, Result
+from service.batch_queue import BatchLimits, Group, Item, LengthQueue, Result, merge_small_runs
 from service.engine_thread import EngineThread
 from service.errors import DeadlineExceeded, InferenceFailed, NotReady, QueueFull
 from service.metrics import Metrics
@@ -157,7 +156,7 @@ class Batcher:
         queue holds more, the next oldest's (if it has waited max_wait or can have
         FURTHER_BATCH_MIN_TEXTS texts), and so on, as long as the call stays within max_batch_size
         texts and max_batch_tokens padded tokens in all (a first text longer than the token budget
-        still runs, alone). Dead texts met on the way are dropped."""
+        still runs, alone); then merge_small_runs. Dead texts met on the way are dropped."""
         now = time.monotonic()
 
         def alive(it: Item) -> bool:  # called for every text that joins a batch: the live case first
@@ -187,6 +186,7 @@ class Batcher:
             batches.append(batch)
             texts += len(batch)
             tokens += len(batch) * max(it.n for it in batch)
+        batches = merge_small_runs(batches, lim.max_run_size or lim.max_batch_size, lim.max_batch_tokens)
         self.metrics.queue_depth.dec(texts)
         self.last_batch_texts = texts
         self.last_call_alone = not self.queue.pending and len({id(it.group) for batch in batches for it in batch}) == 1
