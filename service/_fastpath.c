@@ -18,10 +18,11 @@
  *       first max_length tokens. ids: int64 per token; spans: int32 (start, end) per token.
  *       Twin: split_words in service/text_tokenizer.py.
  *
- *   split_ascii(text, words, miss, max_length, lower, stops) -> split's tuple, or None
- *       The caller's text as is, when it is plain ASCII and holds none of `stops` (the first
- *       characters of the special tokens): split of its lowercased form (when `lower`), without
- *       making that form. None otherwise. Twin: TextTokenizer._fast (its checks, then split).
+ *   split_plain(text, words, miss, max_length, lower, stops, extra) -> split's tuple, or None
+ *       The caller's text as is, when the fast path takes all of its characters (ASCII, and the
+ *       non-ASCII ones in `extra`, mapped as the normaliser maps them) and none of `stops` (the
+ *       first characters of the special tokens): split of its normalised form (without making it,
+ *       for ASCII text). None otherwise. Twin: TextTokenizer._fast (its checks, then split).
  *
  *   pad(seqs, pad_id) -> (ids: bytearray, mask: bytearray, T)
  *       Right-padding int64 token-id bytes into (B, T) int64 arrays. Twin: right_pad in
@@ -172,22 +173,26 @@ static PyObject *split(PyObject *self, PyObject *args) {
     return tokens_result(&t, ok);
 }
 
-/* split for a caller's text as is, when it is plain ASCII: printable characters, '\t', '\n' and
- * '\r' only, none of them (nor its lowercase) in `stops`. Otherwise None: the caller takes its
- * general path. `lower`: words are looked up lowercased (offsets do not move: one character for one). */
-static PyObject *split_ascii(PyObject *self, PyObject *args) {
-    PyObject *text, *words, *miss, *stops;
+/* split for a caller's text as is, when the fast path takes all of it: printable ASCII, '\t',
+ * '\n', '\r', and the non-ASCII characters in `extra` (code point -> what the normaliser makes of
+ * it: one ASCII character, or itself for punctuation), none of them, before or after that mapping
+ * (and lowercasing, when `lower`), in `stops`. Otherwise None: the caller takes its general path.
+ * An ASCII text is split as it stands (its words lowercased on the way: offsets do not move); any
+ * other is first normalised into a copy of the same length, as str.translate and str.lower do. */
+static PyObject *split_plain(PyObject *self, PyObject *args) {
+    PyObject *text, *words, *miss, *stops, *extra;
     Py_ssize_t max_length;
     int lower;
-    if (!PyArg_ParseTuple(args, "UO!OnpU:split_ascii", &text, &PyDict_Type, &words, &miss, &max_length, &lower, &stops))
+    if (!PyArg_ParseTuple(args, "UO!OnpUO!:split_plain", &text, &PyDict_Type, &words, &miss, &max_length, &lower, &stops,
+                          &PyDict_Type, &extra))
         return NULL;
     if (max_length < 0) {
         PyErr_SetString(PyExc_ValueError, "max_length must be >= 0");
         return NULL;
     }
-    if (!PyUnicode_IS_ASCII(text) || !PyUnicode_IS_ASCII(stops))
+    if (!PyUnicode_IS_ASCII(stops))
         Py_RETURN_NONE;
-    const Py_UCS1 *data = PyUnicode_1BYTE_DATA(text), *stop = PyUnicode_1BYTE_DATA(stops);
+    const Py_UCS1 *stop = PyUnicode_1BYTE_DATA(stops);
     Py_ssize_t len = PyUnicode_GET_LENGTH(text), nstops = PyUnicode_GET_LENGTH(stops);
     char blocked[128] = {0};
     for (Py_ssize_t k = 0; k < 0x20; k++)
@@ -198,13 +203,61 @@ static PyObject *split_ascii(PyObject *self, PyObject *args) {
         if (lower && stop[k] >= 'a' && stop[k] <= 'z')
             blocked[stop[k] - 32] = 1; /* its uppercase lowers onto it */
     }
-    for (Py_ssize_t k = 0; k < len; k++)
-        if (blocked[data[k]])
-            Py_RETURN_NONE;
+    PyObject *low = NULL;
+    int ascii = PyUnicode_IS_ASCII(text);
+    if (ascii) {
+        const Py_UCS1 *data = PyUnicode_1BYTE_DATA(text);
+        for (Py_ssize_t k = 0; k < len; k++)
+            if (blocked[data[k]])
+                Py_RETURN_NONE;
+    } else { /* the normalised copy: each character mapped (extra), then lowercased (ASCII only) */
+        int kind = PyUnicode_KIND(text);
+        const void *data = PyUnicode_DATA(text);
+        Py_UCS4 *buf = PyMem_New(Py_UCS4, len ? len : 1);
+        if (buf == NULL)
+            return PyErr_NoMemory();
+        for (Py_ssize_t k = 0; k < len; k++) {
+            Py_UCS4 c = PyUnicode_READ(kind, data, k);
+            if (c >= 0x80) {
+                PyObject *key = PyLong_FromUnsignedLong(c), *to;
+                if (key == NULL) {
+                    PyMem_Free(buf);
+                    return NULL;
+                }
+                to = PyDict_GetItemWithError(extra, key); /* borrowed */
+                Py_DECREF(key);
+                if (to == NULL || !PyUnicode_Check(to) || PyUnicode_GET_LENGTH(to) != 1) {
+                    PyMem_Free(buf);
+                    if (PyErr_Occurred())
+                        return NULL;
+                    Py_RETURN_NONE; /* a character the fast path does not take */
+                }
+                c = PyUnicode_READ_CHAR(to, 0);
+            } else if (blocked[c]) {
+                PyMem_Free(buf);
+                Py_RETURN_NONE;
+            }
+            if (lower && c >= 'A' && c <= 'Z')
+                c += 32;
+            if (c < 0x80 && blocked[c]) {
+                PyMem_Free(buf);
+                Py_RETURN_NONE;
+            }
+            buf[k] = c;
+        }
+        low = PyUnicode_FromKindAndData(PyUnicode_4BYTE_KIND, buf, len); /* the narrowest kind that holds it */
+        PyMem_Free(buf);
+        if (low == NULL)
+            return NULL;
+    }
     Tokens t = {{NULL, 0, 0}, {NULL, 0, 0}, PyList_New(0), 0, max_length, 0};
-    if (t.pieces == NULL)
+    if (t.pieces == NULL) {
+        Py_XDECREF(low);
         return NULL;
-    int ok = split_words(&t, text, PyUnicode_1BYTE_KIND, data, len, words, miss, lower);
+    }
+    PyObject *src = ascii ? text : low;
+    int ok = split_words(&t, src, PyUnicode_KIND(src), PyUnicode_DATA(src), len, words, miss, ascii && lower);
+    Py_XDECREF(low);
     return tokens_result(&t, ok);
 }
 
@@ -251,7 +304,7 @@ static PyObject *pad(PyObject *self, PyObject *args) {
 
 static PyMethodDef methods[] = {
     {"split", split, METH_VARARGS, "split(low, words, miss, max_length) -> (ids, spans, pieces, truncated)"},
-    {"split_ascii", split_ascii, METH_VARARGS, "split_ascii(text, words, miss, max_length, lower, stops) -> split's tuple, or None"},
+    {"split_plain", split_plain, METH_VARARGS, "split_plain(text, words, miss, max_length, lower, stops, extra) -> split's tuple, or None"},
     {"pad", pad, METH_VARARGS, "pad(seqs, pad_id) -> (ids, mask, T)"},
     {"render_predictions", fastpath_render_predictions, METH_VARARGS,
      "render_predictions(encoded, labels, probabilities_json, attention_json) -> bytes"},

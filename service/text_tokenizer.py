@@ -182,14 +182,19 @@ class TextTokenizer:
             log.warning("service/_fastpath.c is not built (reinstall with a C compiler present): per-token work runs in Python")
         self.plain = PLAIN
         self.table: dict[int, str] = {}  # non-ASCII character → what the normaliser makes of it
+        self.extra: dict[int, str] = {}  # the same, with the punctuation it keeps as itself
+        # A plain text (nearly all of them) in one C call: the checks of _fast and the split.
+        self._split_plain: Callable[..., Split | None] | None = None
         blocker = fast_path_blocker(config) if fast else "switched off in the settings"
         if blocker is None:
             self.table, extra = self._extra_chars()
             self.plain = re.compile(f"[{ASCII}{re.escape(extra)}]*\\Z")
+            self.extra = {ord(c): self.table.get(ord(c), c) for c in extra}
+            self._split_plain = lib.split_plain if lib is not None else None
             blocker = self._self_check()
         self.fast = blocker is None
-        # Plain ASCII text (nearly all of it) in one C call: the checks of _fast and the split.
-        self._split_ascii = lib.split_ascii if lib is not None and self.fast else None
+        if not self.fast:
+            self._split_plain = None
         if blocker is not None and fast:
             log.warning("fast tokenizer path off: %s; every text goes through tokenizers", blocker)
 
@@ -219,20 +224,29 @@ class TextTokenizer:
 
     def _self_check(self) -> str | None:
         for text in SELF_CHECK:
-            fast = self._fast(text)
-            if fast is not None and not fast.same(self._slow(text)):
-                log.error("fast tokenizer path disagrees with tokenizers on %r", text)
-                return f"it disagrees with tokenizers on {text!r}"
+            slow = self._slow(text)
+            for fast in (self._fast(text), self._plain_native(text)):
+                if fast is not None and not fast.same(slow):
+                    log.error("fast tokenizer path disagrees with tokenizers on %r", text)
+                    return f"it disagrees with tokenizers on {text!r}"
         return None
+
+    def _plain_native(self, text: str) -> Encoded | None:
+        """What encode gets from split_plain (C), or None."""
+        if self._split_plain is None:
+            return None
+        r = self._split_plain(text, self.words, self._word, self.max_length, self.lowercase, self.stops, self.extra)
+        return None if r is None else Encoded(text, *r)
 
     def encode(self, texts: list[str]) -> list[Encoded]:
         # One text at a time, not encode_batch: its thread pool spreads a request over every
         # core, where the other workers and the engine threads are already busy; under load
         # that cost more CPU per text than it saved in latency (docs/PERFORMANCE.md).
         out = []
-        split_ascii, words, miss, n, lower, stops = self._split_ascii, self.words, self._word, self.max_length, self.lowercase, self.stops
+        split = self._split_plain
+        words, miss, n, lower, stops, extra = self.words, self._word, self.max_length, self.lowercase, self.stops, self.extra
         for text in texts:
-            r = split_ascii(text, words, miss, n, lower, stops) if split_ascii is not None else None
+            r = split(text, words, miss, n, lower, stops, extra) if split is not None else None
             enc = Encoded(text, *r) if r is not None else (self._fast(text) if self.fast else None) or self._slow(text)
             if not enc.ids:
                 # Nothing the tokenizer can read (e.g. only control characters): one unknown

@@ -101,6 +101,9 @@ def test_fast_path_matches_tokenizers_on_every_dataset_text(artifact: Path, text
     # The fast path really is the one taken for review text (all but a handful of 12,808).
     plain = sum(fast._fast(t) is not None for t in texts)
     assert plain / len(texts) > 0.98, plain  # 99.95% uncased; a cased normaliser keeps é as é
+    # And in one C call (split_plain) for all but those holding a special token's first character.
+    native = [t for t in texts if fast._plain_native(t) is not None]
+    assert len(native) / len(texts) > 0.98 and all(fast._fast(t) is not None for t in native), len(native)
 
 
 def test_fast_path_matches_tokenizers_on_random_strings(artifact: Path) -> None:
