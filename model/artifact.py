@@ -5,9 +5,12 @@ an artifact folder: staged next to its destination and swapped in only once it i
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,6 +56,52 @@ def check_replaceable(dest: Path) -> None:
             f"--out {dest} holds other files and no {METADATA_FILE}, so it is not an artifact and will not be "
             "replaced; choose another --out, or empty that folder yourself"
         )
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def sweep_stale(dest: Path) -> list[Path]:
+    """Remove the staging (`.<name>.tmp-PID`) and replaced (`.<name>.old-PID`) folders that builds
+    of `dest` left when they were killed (their process is gone); returns what was removed."""
+    dest = dest.resolve()
+    removed = []
+    for p in [*dest.parent.glob(f".{dest.name}.tmp-*"), *dest.parent.glob(f".{dest.name}.old-*")]:
+        pid = p.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(p, ignore_errors=True)
+            removed.append(p)
+    return removed
+
+
+@contextlib.contextmanager
+def build_lock(dests: list[Path]) -> Iterator[None]:
+    """Hold an exclusive lock on each destination for a whole build (`.<name>.lock` beside it,
+    released when the process ends, however it ends): a second build to the same --out fails at
+    once, rather than both publishing over each other. Sweeps what killed builds left."""
+    with contextlib.ExitStack() as stack:
+        for dest in dests:
+            dest = dest.resolve()
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            f = stack.enter_context((dest.parent / f".{dest.name}.lock").open("a+"))
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                f.seek(0)
+                holder = f.read().strip() or "another process"
+                raise ArtifactError(f"another build ({holder}) is writing {dest}; wait for it to finish or choose another --out") from None
+            f.truncate(0)
+            f.write(f"pid {os.getpid()}\n")
+            f.flush()
+            sweep_stale(dest)
+        yield
 
 
 def staging_dir(dest: Path) -> Path:

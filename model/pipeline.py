@@ -101,6 +101,11 @@ def build(opts: BuildOptions) -> Path:
     q_out = opts.out.absolute().with_name(opts.out.absolute().name + "-int8") if opts.quantize else None
     if q_out is not None:
         art.check_replaceable(q_out)
+    with art.build_lock([opts.out, *([q_out] if q_out is not None else [])]):
+        return _build(opts, q_out, t0)
+
+
+def _build(opts: BuildOptions, q_out: Path | None, t0: float) -> Path:
     examples, labels, source = load_examples(opts)
     split = grouped_split(examples)
     for name, part in split.parts().items():

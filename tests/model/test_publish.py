@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from model import pipeline
-from model.artifact import ArtifactError, publish
+from model.artifact import ArtifactError, build_lock, publish
 from model.export import ExportError, export_onnx
 from model.net import SentimentNet
 from model.pipeline import BuildOptions, build
@@ -33,6 +36,11 @@ def _small(out: Path) -> BuildOptions:
     )
 
 
+def _left(folder: Path) -> list[Path]:
+    """What is in `folder`, but the builds' lock files (`.<name>.lock`: they stay, unlocked)."""
+    return [p for p in folder.iterdir() if not p.name.endswith(".lock")]
+
+
 def _digests(folder: Path) -> dict[str, str]:
     return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
 
@@ -52,7 +60,7 @@ def test_build_failing_parity_leaves_the_previous_artifact_intact(
     monkeypatch.setattr(pipeline, "export_onnx", export_then_drift)
     with pytest.raises(ExportError, match="differs from PyTorch"):
         build(_small(prev))
-    assert {p.name: _digests(p) for p in tmp_path.iterdir()} == before  # no staging folder left either
+    assert {p.name: _digests(p) for p in _left(tmp_path)} == before  # no staging folder left either
 
 
 def test_build_failing_evaluation_leaves_no_metadata_without_metrics(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -62,7 +70,7 @@ def test_build_failing_evaluation_leaves_no_metadata_without_metrics(tmp_path: P
     monkeypatch.setattr(pipeline, "evaluate_artifact", broken)
     with pytest.raises(RuntimeError, match="evaluation failed"):
         build(_small(tmp_path / "new"))
-    assert list(tmp_path.iterdir()) == []
+    assert _left(tmp_path) == []
 
 
 @pytest.mark.parametrize("where", ["folder", "int8 sibling", "current directory"])
@@ -100,3 +108,27 @@ def test_publish_puts_both_previous_artifacts_back_when_a_move_fails(tmp_path: P
         publish(pairs)
     assert [(tmp_path / n / "metadata.json").read_text() for n in ("art", "art-int8")] == ["old art", "old art-int8"]
     assert sorted(p.name for p in tmp_path.iterdir()) == [".art-int8.tmp", "art", "art-int8"]  # the caller removes its staging
+
+
+def test_build_lock_refuses_a_second_build_to_the_same_out(tmp_path: Path) -> None:
+    out = tmp_path / "artifacts" / "default"
+    with build_lock([out]):
+        with pytest.raises(ArtifactError, match=rf"another build \(pid {os.getpid()}\) is writing .*default; wait for it"):
+            build(_small(out))  # refused before it loads any data
+        with build_lock([tmp_path / "artifacts" / "other"]):  # another --out is free
+            pass
+    with build_lock([out]):  # released with the first
+        pass
+
+
+def test_build_lock_sweeps_what_killed_builds_left(tmp_path: Path) -> None:
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True)
+    dead = int(gone.stdout)  # a process that has exited
+    stale = [tmp_path / f".default.tmp-{dead}", tmp_path / f".default.old-{dead}"]
+    live = [tmp_path / f".default.tmp-{os.getpid()}", tmp_path / f".other.tmp-{dead}"]  # running; another --out
+    for d in stale + live:
+        (d / "model.onnx").parent.mkdir(parents=True)
+        (d / "model.onnx").write_bytes(b"x")
+    with build_lock([tmp_path / "default"]):
+        assert not any(d.exists() for d in stale)
+        assert all(d.exists() for d in live)
