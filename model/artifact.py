@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import glob
 import json
 import os
 import shutil
@@ -69,13 +70,21 @@ def _alive(pid: int) -> bool:
 
 
 def sweep_stale(dest: Path) -> list[Path]:
-    """Remove the staging (`.<name>.tmp-PID`) and replaced (`.<name>.old-PID`) folders that builds
-    of `dest` left when they were killed (their process is gone); returns what was removed."""
+    """Clear what builds of `dest` left when they were killed (their process is gone): staging
+    folders (`.<name>.tmp-PID`) are removed; a previous artifact moved aside (`.<name>.old-PID`)
+    is put back when `dest` is missing (the build died between moving it aside and moving its
+    own in), else removed. Returns what was removed."""
     dest = dest.resolve()
+    prefix = glob.escape(f".{dest.name}")
     removed = []
-    for p in [*dest.parent.glob(f".{dest.name}.tmp-*"), *dest.parent.glob(f".{dest.name}.old-*")]:
+    olds = sorted(dest.parent.glob(prefix + ".old-*"), key=lambda p: p.stat().st_mtime, reverse=True)  # the newest first
+    for p in [*olds, *dest.parent.glob(prefix + ".tmp-*")]:
         pid = p.name.rsplit("-", 1)[-1]
-        if pid.isdigit() and not _alive(int(pid)):
+        if not pid.isdigit() or _alive(int(pid)):
+            continue
+        if p in olds and not dest.exists():
+            p.rename(dest)
+        else:
             shutil.rmtree(p, ignore_errors=True)
             removed.append(p)
     return removed

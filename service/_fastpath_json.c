@@ -131,16 +131,12 @@ static int next_row(const char **at, const char *end, const char **from, const c
 
 static PyObject *s_text, *s_spans, *s_pieces, *s_truncated; /* attribute names, interned */
 
-/* One prediction object (see render_predictions). */
+/* One prediction object (see render_predictions). val: room for 2 × len(labels) pointers. */
 static int put_prediction(Buf *out, PyObject *enc, PyObject *labels, const char *p, const char *p_end, const char *a,
-                          const char *a_end, int with_tokens) {
+                          const char *a_end, int with_tokens, const char **val) {
     Py_ssize_t nl = PyList_GET_SIZE(labels), best = -1;
-    const char *val[64], *val_end[64];
+    const char **val_end = val + nl; /* where each number of the row starts and ends */
     double top = 0;
-    if (nl > 64) {
-        PyErr_SetString(PyExc_ValueError, "more than 64 labels");
-        return -1;
-    }
     for (Py_ssize_t k = 0; k < nl; k++) { /* the values, and the first largest (Python's max) */
         val[k] = p;
         char *stop;
@@ -201,7 +197,10 @@ static int put_prediction(Buf *out, PyObject *enc, PyObject *labels, const char 
     }
     if (reserve(out, 24) < 0)
         goto done;
-    if (PyObject_IsTrue(truncated))
+    int is_truncated = PyObject_IsTrue(truncated);
+    if (is_truncated < 0)
+        goto done;
+    if (is_truncated)
         PUT_LITERAL(out, ",\"truncated\":true}");
     else
         PUT_LITERAL(out, ",\"truncated\":false}");
@@ -226,21 +225,38 @@ PyObject *fastpath_render_predictions(PyObject *self, PyObject *args) {
     }
     Buf out = {NULL, 0, 0};
     const char *p = probs.buf, *p_end = p + probs.len, *a = att.buf, *a_end = a + att.len;
-    Py_ssize_t n = PyList_GET_SIZE(encs);
-    if (!PyList_GET_SIZE(labels)) {
+    /* Our own references to the texts and labels: reading an attribute may run Python code. */
+    PyObject *texts = PySequence_Tuple(encs), *names = PyList_GetSlice(labels, 0, PyList_GET_SIZE(labels));
+    const char **val = names ? PyMem_New(const char *, 2 * PyList_GET_SIZE(names) + 1) : NULL;
+    if (texts == NULL || names == NULL || val == NULL) {
+        if (val == NULL && !PyErr_Occurred())
+            PyErr_NoMemory();
+        goto done;
+    }
+    Py_ssize_t n = PyTuple_GET_SIZE(texts);
+    if (!PyList_GET_SIZE(names)) {
         PyErr_SetString(PyExc_ValueError, "no labels");
         goto done;
     }
     if (reserve(&out, 2) < 0)
         goto done;
     PUT_LITERAL(&out, "[");
+    if (!n) { /* no texts: the rows must be empty arrays too */
+        if (p_end - p != 2 || memcmp(p, "[]", 2) || (with_tokens && (a_end - a != 2 || memcmp(a, "[]", 2)))) {
+            PyErr_SetString(PyExc_ValueError, "more rows than texts");
+            goto done;
+        }
+        p++; /* onto the closing brackets, as after the last row */
+        if (with_tokens)
+            a++;
+    }
     for (Py_ssize_t i = 0; i < n; i++) {
         const char *pf, *pt, *af = NULL, *at = NULL;
         if (next_row(&p, p_end, &pf, &pt) < 0 || (with_tokens && next_row(&a, a_end, &af, &at) < 0))
             goto done;
         if (i && (reserve(&out, 1) < 0 || (PUT_LITERAL(&out, ","), 0)))
             goto done;
-        if (put_prediction(&out, PyList_GET_ITEM(encs, i), labels, pf, pt, af, at, with_tokens) < 0)
+        if (put_prediction(&out, PyTuple_GET_ITEM(texts, i), names, pf, pt, af, at, with_tokens, val) < 0)
             goto done;
     }
     if (p + 1 != p_end || *p != ']' || (with_tokens && (a + 1 != a_end || *a != ']'))) {
@@ -253,6 +269,9 @@ PyObject *fastpath_render_predictions(PyObject *self, PyObject *args) {
     result = PyBytes_FromStringAndSize(out.p, out.n);
 done:
     PyMem_Free(out.p);
+    PyMem_Free(val);
+    Py_XDECREF(texts);
+    Py_XDECREF(names);
     PyBuffer_Release(&probs);
     if (with_tokens)
         PyBuffer_Release(&att);

@@ -45,7 +45,11 @@ def render_tokens(enc: Encoded, attention_json: bytes) -> bytes:
 
 def _rows(matrix_json: bytes) -> list[bytes]:
     """The insides of a JSON array of number arrays: b"[[1,2],[3]]" → [b"1,2", b"3"]."""
-    return [] if matrix_json == b"[]" else matrix_json[2:-2].split(b"],[")
+    if matrix_json == b"[]":
+        return []
+    if not (matrix_json.startswith(b"[[") and matrix_json.endswith(b"]]")):
+        raise ValueError("fewer rows than texts, or not a JSON array of arrays")
+    return matrix_json[2:-2].split(b"],[")
 
 
 def render_predictions(encoded: list[Encoded], labels: list[str], probs_json: bytes, attention_json: bytes | None) -> bytes:

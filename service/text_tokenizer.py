@@ -73,7 +73,7 @@ WordEntry = Any
 @dataclass(slots=True)
 class Encoded:
     """A text's tokens, kept compact (a text's ~25 tokens as dicts cost more CPU than the rest of
-    the tokenizing); the answer's token objects are written from them in one go (`tokens_json`).
+    the tokenizing); the answer's token objects are written from them in one go (service/answer.py).
     Ids stay bytes, as the batcher pads them (service/padding.py `pad_ids`)."""
 
     text: str  # the caller's text

@@ -132,3 +132,12 @@ def test_build_lock_sweeps_what_killed_builds_left(tmp_path: Path) -> None:
     with build_lock([tmp_path / "default"]):
         assert not any(d.exists() for d in stale)
         assert all(d.exists() for d in live)
+
+
+def test_build_lock_puts_back_a_previous_artifact_a_killed_build_left_aside(tmp_path: Path) -> None:
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True)
+    aside = tmp_path / f".default.old-{int(gone.stdout)}"  # killed after moving it aside, before moving its own in
+    aside.mkdir()
+    (aside / "metadata.json").write_text("{}")
+    with build_lock([tmp_path / "default"]):
+        assert (tmp_path / "default" / "metadata.json").read_text() == "{}" and not aside.exists()

@@ -99,3 +99,35 @@ def test_render_predictions_is_valid_json_for_every_text(encoded: list[Encoded])
     probs, attention = _outputs(encoded, 2, 0)
     out = renderer(True)(encoded, LABELS, as_json(list(probs)), as_json(attention))
     assert orjson.loads(out) == json.loads(out)  # two parsers agree: nothing malformed
+
+
+def test_render_predictions_takes_many_labels_and_no_texts(encoded: list[Encoded]) -> None:
+    labels = [f"class {k}" for k in range(100)]
+    probs = np.full((3, 100), 0.01, dtype=np.float32)
+    probs[1, 73] = 0.5
+    out = _both(encoded[:3], labels, as_json(list(probs)), None)
+    assert [p["label"] for p in json.loads(out)] == ["class 0", "class 73", "class 0"]
+    assert _both([], LABELS, b"[]", b"[]") == b"[]" == _both([], LABELS, b"[]", None)
+
+
+class _Odd:
+    """An Encoded whose flag cannot be read: the error comes through as it is."""
+
+    text, spans, pieces = "a", np.array([0, 1], dtype=np.int32).tobytes(), ["a"]
+
+    @property
+    def truncated(self) -> bool:
+        raise LookupError("no flag")
+
+
+@pytest.mark.parametrize("probs_json", [b"[[0.5,0.5]", b"[0.5,0.5]]", b"0.5"])
+def test_render_predictions_rejects_what_is_not_an_array_of_rows(encoded: list[Encoded], probs_json: bytes) -> None:
+    for render in (renderer(True), render_predictions):
+        with pytest.raises(ValueError):
+            render(encoded[:1], LABELS, probs_json, None)
+
+
+def test_render_predictions_passes_an_attribute_error_on(encoded: list[Encoded]) -> None:
+    for render in (renderer(True), render_predictions):
+        with pytest.raises(LookupError, match="no flag"):
+            render([_Odd()], LABELS, b"[[0.5,0.5]]", None)  # type: ignore[list-item]
