@@ -1,8 +1,8 @@
 """Request and response shapes of POST /predict.
 
 Requests are validated with `PredictRequest.model_validate_json` straight from the body bytes
-(pydantic-core parses and validates in one pass). Responses are built as plain dicts and
-serialised by orjson (see `respond.py`); the response models below document them in OpenAPI.
+(pydantic-core parses and validates in one pass). Responses are written straight to JSON bytes
+(service/answer.py); the response models below document them in OpenAPI.
 """
 
 from __future__ import annotations
