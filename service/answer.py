@@ -2,8 +2,8 @@
 
 Building each prediction as dicts and letting orjson write them cost about 3 µs of event-loop CPU
 per text (dicts, a label lookup, the token array, a float32 round trip), a third of the loop's own
-work per text; one C call per request (service/_fastpath.c, `render_predictions`) does it in about
-1.5 (docs/PERFORMANCE.md, session 12). The numbers are copied as orjson writes float32, the
+work per text; one C call per request (`render_predictions`, service/_fastpath_json.c) does it in
+about 1.5 (docs/PERFORMANCE.md, session 12). The numbers are copied as orjson writes float32, the
 shortest form that reads back as the same float32 (0.9998461, not float64's 0.9998461008071899),
 from one orjson call per request for all probabilities and one for all attention weights.
 
@@ -58,7 +58,7 @@ def render_predictions(encoded: list[Encoded], labels: list[str], probs_json: by
     attention is given. What service/_fastpath.c's render_predictions writes, in Python."""
     keys = [orjson.dumps(label) for label in labels]
     rows = _rows(probs_json)
-    atts = _rows(attention_json) if attention_json is not None else rows
+    atts = _rows(attention_json) if attention_json is not None else rows  # (no attention: nothing more to count)
     if min(len(rows), len(atts)) < len(encoded):
         raise ValueError("fewer rows than texts, or not a JSON array of arrays")
     if max(len(rows), len(atts)) > len(encoded):

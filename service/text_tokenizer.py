@@ -243,11 +243,8 @@ class TextTokenizer:
         # core, where the other workers and the engine threads are already busy; under load
         # that cost more CPU per text than it saved in latency (docs/PERFORMANCE.md).
         out = []
-        split = self._split_plain
-        words, miss, n, lower, stops, extra = self.words, self._word, self.max_length, self.lowercase, self.stops, self.extra
         for text in texts:
-            r = split(text, words, miss, n, lower, stops, extra) if split is not None else None
-            enc = Encoded(text, *r) if r is not None else (self._fast(text) if self.fast else None) or self._slow(text)
+            enc = self._plain_native(text) or (self._fast(text) if self.fast else None) or self._slow(text)
             if not enc.ids:
                 # Nothing the tokenizer can read (e.g. only control characters): one unknown
                 # token spanning the whole text, as in training.
