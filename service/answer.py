@@ -14,18 +14,12 @@ from one orjson call per request for all probabilities and one for all attention
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from types import ModuleType
 
 import numpy as np
 import orjson
 
+from service.native import fastpath as _fastpath
 from service.text_tokenizer import Encoded
-
-_fastpath: ModuleType | None
-try:
-    from service import _fastpath
-except ImportError:  # not built: the Python twins below
-    _fastpath = None
 
 # (texts, labels, probabilities JSON (N, C), attention JSON (N, L_i) or None) → the predictions array
 Render = Callable[[list[Encoded], list[str], bytes, "bytes | None"], bytes]

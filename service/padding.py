@@ -5,15 +5,10 @@ the service's own form (`pad_ids`, ids as int64 bytes) in C when service/_fastpa
 from __future__ import annotations
 
 from collections.abc import Sequence
-from types import ModuleType
 
 import numpy as np
 
-_fastpath: ModuleType | None
-try:
-    from service import _fastpath
-except ImportError:  # not built: numpy does the same
-    _fastpath = None
+from service.native import fastpath as _fastpath
 
 
 def right_pad(seqs: Sequence[Sequence[int] | np.ndarray], pad_id: int) -> tuple[np.ndarray, np.ndarray]:

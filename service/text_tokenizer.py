@@ -30,17 +30,12 @@ import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
 from tokenizers import Tokenizer
 
-_fastpath: ModuleType | None
-try:
-    from service import _fastpath  # compiled from service/_fastpath.c when the project is installed
-except ImportError:  # not built (no compiler where it was installed): the same work in Python
-    _fastpath = None
+from service.native import fastpath as _fastpath
 
 log = logging.getLogger(__name__)
 
