@@ -138,6 +138,8 @@ def merge_small_runs(batches: list[list[Item]], max_texts: int, max_tokens: int)
     rare length alone costs 1.77× per token; padded into a batch of 16 it may cost more still),
     the run stays within max_texts and the call within max_tokens padded tokens. Under 32-text
     load: 11% fewer runs, 1.5-2.5% more texts/s (docs/PERFORMANCE.md, session 12)."""
+    if all(len(b) not in SMALL_RUN_COST for b in batches):  # the usual call under load: nothing to fold
+        return batches
     shapes = [(len(b), max(it.n for it in b)) for b in batches]
     room = max_tokens - sum(b * t for b, t in shapes)  # the call's padded-token budget left
     while len(batches) > 1:
