@@ -23,6 +23,7 @@ from starlette.routing import Route
 from service import errors, routes, v2_routes
 from service.batcher import Batcher, BatchLimits
 from service.engine import Engine, EngineConfig
+from service.hot_routes import HotRoutes
 from service.metrics import Metrics
 from service.middleware import RequestContext
 from service.model_files import Metadata
@@ -185,5 +186,8 @@ def create_app(settings: Settings, metrics_dir: str | None = None) -> FastAPI:
 
     app.openapi = openapi  # type: ignore[method-assign]
     known = frozenset(r.path for router in routers for r in router.routes if hasattr(r, "path"))
+    # Inside RequestContext (added last, so outermost): /predict gets the request id, metrics and
+    # access log like every route, then goes straight to its endpoint (service/hot_routes.py).
+    app.add_middleware(HotRoutes, routes={("POST", "/predict"): routes.predict})
     app.add_middleware(RequestContext, metrics=state.metrics, known_routes=known)
     return app

@@ -124,32 +124,35 @@ def describe_validation(errors: list[Any]) -> str:
     return "; ".join(parts)
 
 
-def install(app: FastAPI) -> None:
-    """Register the handlers; routes and deep modules only raise."""
-
-    async def service_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, ServiceError)
+def known_error_response(request: Request, exc: Exception) -> Response | None:
+    """The answer to an error of ours, of validation or of routing; None for any other error."""
+    if isinstance(exc, ServiceError):
         if exc.status >= 500 and not isinstance(exc, NotReady):  # 503s while loading/draining are expected
             log.error("%s: %s", exc.code, exc.message)
         return respond(request, exc.status, exc.code, exc.message, exc.fix, exc.headers)
-
-    async def validation_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, RequestValidationError | ValidationError)
+    if isinstance(exc, RequestValidationError | ValidationError):
         msg = describe_validation(list(exc.errors()))
         return respond(request, 422, "invalid_input", msg, "send a JSON body as described at /docs")
-
-    async def http_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, HTTPException)
+    if isinstance(exc, HTTPException):
         fixes = {404: "see /docs for the routes", 405: "see /docs for the methods of this route"}
         return respond(request, exc.status_code, "http_error", str(exc.detail), fixes.get(exc.status_code, ""), dict(exc.headers or {}))
+    return None
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers (the same mapping service/hot_routes.py applies); routes and deep
+    modules only raise."""
+
+    async def known(request: Request, exc: Exception) -> Response:
+        response = known_error_response(request, exc)
+        assert response is not None  # registered for the known types only
+        return response
 
     async def last_resort(request: Request, exc: Exception) -> Response:
         # service/middleware.py answers unknown errors of HTTP requests, with their request id;
         # this is for anything that gets past it.
         return unknown_error(request.url.path, exc)
 
-    app.add_exception_handler(ServiceError, service_error)
-    app.add_exception_handler(RequestValidationError, validation_error)
-    app.add_exception_handler(ValidationError, validation_error)
-    app.add_exception_handler(HTTPException, http_error)
+    for kind in (ServiceError, RequestValidationError, ValidationError, HTTPException):
+        app.add_exception_handler(kind, known)
     app.add_exception_handler(Exception, last_resort)
