@@ -309,6 +309,7 @@ static PyMethodDef methods[] = {
     {"render_predictions", fastpath_render_predictions, METH_VARARGS,
      "render_predictions(encoded, labels, probabilities_json, attention_json) -> bytes"},
     {"render", fastpath_render, METH_VARARGS, "render(text, spans, pieces, attention_json) -> bytes"},
+    {"cut_runs", fastpath_cut_runs, METH_VARARGS, "cut_runs(lengths, rows, max_run, max_tokens) -> run starts"},
     {NULL, NULL, 0, NULL},
 };
 

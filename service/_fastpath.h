@@ -96,5 +96,6 @@ static inline void put_json_chars(Buf *b, int kind, const void *data, Py_ssize_t
 PyObject *fastpath_render(PyObject *self, PyObject *args);
 PyObject *fastpath_render_predictions(PyObject *self, PyObject *args);
 int fastpath_json_init(void);
+PyObject *fastpath_cut_runs(PyObject *self, PyObject *args); /* service/_fastpath_runs.c */
 
 #endif

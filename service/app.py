@@ -28,6 +28,8 @@ from service.metrics import Metrics
 from service.middleware import RequestContext
 from service.model_files import Metadata
 from service.predictor import Predictor, RequestLimits
+from service.run_costs import RunCosts, default_costs
+from service.run_costs import measure as measure_costs
 from service.settings import Settings
 from service.text_tokenizer import TextTokenizer
 
@@ -81,19 +83,23 @@ def build_predictor(s: Settings, state: State) -> Predictor:
     )
     run = run_size(s, engine.device)
     limits = BatchLimits(s.max_batch_size, s.max_batch_tokens, s.max_wait_ms / 1000.0, s.max_queue, s.split_cost_tokens, run)
-    batcher = Batcher(engine.run, meta.pad_id, limits, state.metrics, s.native)
+    batcher = Batcher(engine.run, meta.pad_id, limits, state.metrics, s.native, default_costs(run, meta.max_length))
     req = RequestLimits(s.max_texts_per_request, s.max_text_chars, s.request_timeout_ms, s.max_request_timeout_ms)
     state.meta, state.engine = meta, engine
     return Predictor(meta, TextTokenizer(s.artifact, meta.max_length, s.fast_tokenizer, s.native), batcher, req)
 
 
-def warm_up(s: Settings, state: State) -> None:
-    """Shapes that real traffic forms, from one short text to a full batch of long ones."""
+def warm_up(s: Settings, state: State) -> RunCosts | None:
+    """Shapes that real traffic forms, from one short text to a full batch of long ones; then, where
+    a call makes several runs (a CPU), what a run costs by size, for the batcher to cut calls by."""
     assert state.engine is not None and state.meta is not None
     run = run_size(s, state.engine.device)  # the largest batch onnxruntime is given
     sizes = sorted({1, min(8, run), run})
     lengths = sorted({8, 32, state.meta.max_length})
     state.warmup_seconds = state.engine.warmup(sizes, lengths, state.meta.pad_id, s.warmup_runs, state.stop_warmup)
+    if run >= s.max_batch_size or state.stop_warmup.is_set():
+        return None
+    return measure_costs(state.engine.run, state.meta.pad_id, run, state.meta.max_length)
 
 
 def create_app(settings: Settings, metrics_dir: str | None = None) -> FastAPI:
@@ -101,9 +107,10 @@ def create_app(settings: Settings, metrics_dir: str | None = None) -> FastAPI:
 
     async def become_ready() -> None:
         # Warm-up runs in a thread after start-up: /healthz answers and /readyz says 503 meanwhile.
-        if settings.warmup_runs:
-            await asyncio.to_thread(warm_up, settings, state)
-        assert state.meta is not None and state.engine is not None
+        costs = await asyncio.to_thread(warm_up, settings, state) if settings.warmup_runs else None
+        assert state.meta is not None and state.engine is not None and state.predictor is not None
+        if costs is not None:
+            state.predictor.batcher.costs = costs
         state.metrics.info.labels(state.meta.name, state.meta.version, state.engine.providers[0]).set(1)
         # Everything allocated so far lives as long as the process: keep it out of the cyclic
         # garbage collector's scans, which otherwise show up as tail latency under load.

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from service.run_costs import RunCosts, cut_runs
+
 Alive = Callable[["Item"], bool]  # False if the item must be dropped (its caller is gone); drops it
 Result = tuple[np.ndarray, np.ndarray]  # a text's probabilities (C,) and attention (L,)
 
@@ -121,46 +123,16 @@ def pick_batch(anchor: Item, lanes: dict[int, deque[Item]], limits: BatchLimits,
     return batch
 
 
-# onnxruntime's CPU time per padded token in a run of 1, 2, 3, 4 texts, against runs of 5 or more:
-# a small run still pays each step's weight reads for few rows. Measured on the service's own runs
-# under 32-text load (default model, this project's 2-vCPU host; docs/PERFORMANCE.md, session 12).
-SMALL_RUN_COST = {1: 1.77, 2: 1.28, 3: 1.13, 4: 1.06}
+def cut_call(items: list[Item], costs: RunCosts, max_tokens: int, native: bool = True) -> list[list[Item]]:
+    """An engine call's texts, sorted by length, in the onnxruntime runs of least cost by `costs`
+    (service/run_costs.py); each run within max_tokens padded tokens unless it is one text."""
+    items.sort(key=_length)
+    starts = cut_runs([it.n for it in items], costs, max_tokens, native)
+    return [items[a:b] for a, b in zip(starts, [*starts[1:], len(items)], strict=True)]
 
 
-def run_cost(texts: int, longest: int) -> float:
-    """What a run of `texts` texts padded to `longest` tokens costs, in ideal padded tokens."""
-    return SMALL_RUN_COST.get(texts, 1.0) * texts * longest
-
-
-def merge_small_runs(batches: list[list[Item]], max_texts: int, max_tokens: int) -> list[list[Item]]:
-    """An engine call's batches, with each run of fewer than 5 texts folded into the other batch
-    where that saves the most, as long as run_cost says one padded run is cheaper than two (a
-    rare length alone costs 1.77× per token; padded into a batch of 16 it may cost more still),
-    the run stays within max_texts and the call within max_tokens padded tokens. Under 32-text
-    load: 11% fewer runs, 1.5-2.5% more texts/s (docs/PERFORMANCE.md, session 12)."""
-    if all(len(b) not in SMALL_RUN_COST for b in batches):  # the usual call under load: nothing to fold
-        return batches
-    shapes = [(len(b), max(it.n for it in b)) for b in batches]
-    room = max_tokens - sum(b * t for b, t in shapes)  # the call's padded-token budget left
-    while len(batches) > 1:
-        best, pair = 0.0, (0, 0)
-        for i, (bi, ti) in enumerate(shapes):
-            if bi not in SMALL_RUN_COST:
-                continue
-            for j, (bj, tj) in enumerate(shapes):
-                if i != j and bi + bj <= max_texts and (bi + bj) * max(ti, tj) - bi * ti - bj * tj <= room:
-                    saved = run_cost(bi, ti) + run_cost(bj, tj) - run_cost(bi + bj, max(ti, tj))
-                    if saved > best:
-                        best, pair = saved, (i, j)
-        if not best:
-            break
-        i, j = pair
-        merged = (shapes[i][0] + shapes[j][0], max(shapes[i][1], shapes[j][1]))
-        room -= merged[0] * merged[1] - shapes[i][0] * shapes[i][1] - shapes[j][0] * shapes[j][1]
-        batches[j] += batches[i]
-        shapes[j] = merged
-        del batches[i], shapes[i]
-    return batches
+def _length(it: Item) -> int:
+    return it.n
 
 
 class LengthQueue:

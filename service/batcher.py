@@ -9,9 +9,10 @@ onnxruntime run costs: similar lengths share a batch, so little compute goes to 
 queue holds more, the call takes further batches the same way (the next oldest text and its
 neighbours in length), each its own onnxruntime run, until the call holds `max_batch_size` texts
 or `max_batch_tokens` padded tokens in all: under load one event-loop wake-up and one hop to the
-engine thread serve several length groups, and runs of a few texts fold into others where one
-padded run costs less. Texts whose deadline passed or whose caller went away are dropped before
-they run. While a call runs, new texts queue up, so the batch size grows with the load by itself.
+engine thread serve several length groups. On a CPU (several runs per call) the call's texts are
+then cut afresh into the onnxruntime runs of least cost (service/run_costs.py). Texts whose
+deadline passed or whose caller went away are dropped before they run. While a call runs, new
+texts queue up, so the batch size grows with the load by itself.
 
 The queue and the rules that form batches are in service/batch_queue.py. Knows nothing of HTTP or
 pydantic: items are token ids (int64 bytes) with a deadline, grouped by request; one future each.
@@ -22,20 +23,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import replace
 
 import numpy as np
 
-from service.batch_queue import BatchLimits, Group, Item, LengthQueue, Result, merge_small_runs
-from service.engine_thread import EngineThread
+from service.batch_queue import BatchLimits, Group, Item, LengthQueue, Result, cut_call
+from service.engine_thread import EngineThread, RunFn, run_each
 from service.errors import DeadlineExceeded, InferenceFailed, NotReady, QueueFull
 from service.metrics import Metrics
 from service.padding import pad_ids
+from service.run_costs import RunCosts, default_costs
 
 log = logging.getLogger(__name__)
 
-RunFn = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 # A further batch of texts that have not yet waited max_wait joins an engine call only if about
 # this many texts can form it: onnxruntime's cost per text is flat from about 4 texts per batch on
 # (1.39× for a lone text, 1.09× for two; docs/PERFORMANCE.md), and a smaller group left queued gets
@@ -43,20 +43,6 @@ RunFn = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 # first batch's, their wait for company is over (and a text of a rare length is not passed over
 # call after call: single texts at c=64, p99 69-77 → 48-60 ms in three alternating rounds).
 FURTHER_BATCH_MIN_TEXTS = 4
-Outcome = tuple[tuple[np.ndarray, np.ndarray] | Exception, float]  # a run's outputs or error, and its seconds
-
-
-def run_each(run: RunFn, inputs: list[tuple[np.ndarray, np.ndarray]]) -> list[Outcome]:
-    """In the engine thread: the call's batches one after the other, each with its own outcome
-    (a failed run fails only its own texts) and duration."""
-    out: list[Outcome] = []
-    for ids, mask in inputs:
-        t = time.perf_counter()
-        try:
-            out.append((run(ids, mask), time.perf_counter() - t))
-        except Exception as e:  # reported per batch by the event loop
-            out.append((e, time.perf_counter() - t))
-    return out
 
 
 def _stopped() -> NotReady:
@@ -64,8 +50,12 @@ def _stopped() -> NotReady:
 
 
 class Batcher:
-    def __init__(self, run: RunFn, pad_id: int, limits: BatchLimits, metrics: Metrics, native: bool = True) -> None:
+    def __init__(
+        self, run: RunFn, pad_id: int, limits: BatchLimits, metrics: Metrics, native: bool = True, costs: RunCosts | None = None
+    ) -> None:
         self.run_fn, self.pad_id, self.limits, self.metrics, self.native = run, pad_id, limits, metrics, native
+        # What a run costs by shape: measured during warm-up (app.py), a default until then.
+        self.costs = costs or default_costs(limits.max_run_size or limits.max_batch_size, 128)
         self.queue = LengthQueue()
         self.wake = asyncio.Event()
         self.engine = EngineThread()  # one engine call at a time, off the event loop
@@ -156,7 +146,7 @@ class Batcher:
         queue holds more, the next oldest's (if it has waited max_wait or can have
         FURTHER_BATCH_MIN_TEXTS texts), and so on, as long as the call stays within max_batch_size
         texts and max_batch_tokens padded tokens in all (a first text longer than the token budget
-        still runs, alone); then merge_small_runs. Dead texts met on the way are dropped."""
+        still runs, alone); then cut into runs anew (cut_call). Dead texts met on the way are dropped."""
         now = time.monotonic()
 
         def alive(it: Item) -> bool:  # called for every text that joins a batch: the live case first
@@ -186,7 +176,8 @@ class Batcher:
             batches.append(batch)
             texts += len(batch)
             tokens += len(batch) * max(it.n for it in batch)
-        batches = merge_small_runs(batches, lim.max_run_size or lim.max_batch_size, lim.max_batch_tokens)
+        if lim.max_run_size is not None and lim.max_run_size < lim.max_batch_size and texts > 1:
+            batches = cut_call([it for batch in batches for it in batch], self.costs, lim.max_batch_tokens, self.native)
         self.metrics.queue_depth.dec(texts)
         self.last_batch_texts = texts
         self.last_call_alone = not self.queue.pending and len({id(it.group) for batch in batches for it in batch}) == 1

@@ -10,11 +10,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+import time
 from collections.abc import Callable
 from queue import SimpleQueue
 from typing import Any, TypeVar
 
+import numpy as np
+
 T = TypeVar("T")
+RunFn = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
+Outcome = tuple[tuple[np.ndarray, np.ndarray] | Exception, float]  # a run's outputs or error, and its seconds
 Call = tuple[Callable[..., Any], tuple[Any, ...], asyncio.Future[Any], asyncio.AbstractEventLoop]
 
 
@@ -25,6 +30,19 @@ def _settle(fut: asyncio.Future[Any], value: Any, error: BaseException | None) -
         fut.set_exception(error)
     else:
         fut.set_result(value)
+
+
+def run_each(run: RunFn, inputs: list[tuple[np.ndarray, np.ndarray]]) -> list[Outcome]:
+    """In the engine thread: a call's runs one after the other, each with its own outcome (a
+    failed run fails only its own texts) and duration."""
+    out: list[Outcome] = []
+    for ids, mask in inputs:
+        t = time.perf_counter()
+        try:
+            out.append((run(ids, mask), time.perf_counter() - t))
+        except Exception as e:  # reported per run by the event loop
+            out.append((e, time.perf_counter() - t))
+    return out
 
 
 class EngineThread:

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import uvloop
 
-from service.batch_queue import BatchLimits, Group, Item, LengthQueue, merge_small_runs, pick_batch
+from service.batch_queue import BatchLimits, Group, Item, LengthQueue, pick_batch
 from service.batcher import Batcher
 from service.engine import Engine, EngineConfig
 from service.errors import DeadlineExceeded, InferenceFailed, NotReady, QueueFull
@@ -61,36 +61,6 @@ def test_pick_batch_keeps_texts_apart_when_padding_costs_more_than_a_call() -> N
     batch = _pick(items, BatchLimits(max_batch_size=64, max_batch_tokens=4096, split_cost_tokens=16))
     assert [i.n for i in batch] == [5, 6, 4]  # 22 would add (22 - 6) × 3 = 48 padded tokens
     assert [i.n for i in _pick([_item(200), _item(3)], BatchLimits(max_batch_tokens=100))] == [200]
-
-
-def _shapes(batches: list[list[Item]]) -> list[tuple[int, int]]:
-    return [(len(b), max(it.n for it in b)) for b in batches]
-
-
-@pytest.mark.parametrize(
-    ("runs", "max_texts", "max_tokens", "expected"),
-    [
-        # A lone 34-token text costs 1.77 × 34 = 60 alone, 6 × 34 − 5 × 33 = 39 padded into its neighbours.
-        ([(5, 33), (1, 34)], 16, 4096, [(6, 34)]),
-        # Two small runs of near lengths: 1.77 × 30 + 1.28 × 64 = 135 apart, 1.13 × 96 = 108 together.
-        ([(1, 30), (2, 32), (16, 10)], 16, 4096, [(3, 32), (16, 10)]),
-        # A lone long text into a batch of short ones: padding 16 texts costs more than running it alone.
-        ([(16, 20), (1, 60)], 64, 4096, [(16, 20), (1, 60)]),
-        # Runs of 5 or more are not small: they keep their padding as pick_batch chose it.
-        ([(5, 30), (6, 31)], 16, 4096, [(5, 30), (6, 31)]),
-        # Within max_texts per run, and within the call's padded-token budget.
-        ([(15, 33), (1, 34)], 15, 4096, [(15, 33), (1, 34)]),
-        ([(5, 33), (1, 34)], 16, 199, [(5, 33), (1, 34)]),
-    ],
-)
-def test_merge_small_runs_folds_a_run_of_few_texts_when_one_padded_run_costs_less(
-    runs: list[tuple[int, int]], max_texts: int, max_tokens: int, expected: list[tuple[int, int]]
-) -> None:
-    batches = [[_item(n) for _ in range(k)] for k, n in runs]
-    items = {id(it) for b in batches for it in b}
-    merged = merge_small_runs(batches, max_texts, max_tokens)
-    assert _shapes(merged) == expected
-    assert sorted(id(it) for b in merged for it in b) == sorted(items)  # every text still runs, once
 
 
 def test_length_queue_batches_oldest_first_and_skips_dropped_items() -> None:
@@ -234,7 +204,8 @@ def test_batcher_call_runs_batches_of_at_most_max_run_size() -> None:
         await b.close(5)
         return calls
 
-    assert asyncio.run(go()) == [[(3, 5), (3, 5), (1, 5)]]
+    # Cut into the runs of least cost by the default table: 2 + 2 + 3 rather than 3 + 3 + 1.
+    assert asyncio.run(go()) == [[(2, 5), (2, 5), (3, 5)]]
 
 
 def test_batcher_token_budget_counts_the_next_live_text_not_a_cancelled_one() -> None:
