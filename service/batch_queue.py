@@ -78,7 +78,9 @@ def _front(lane: deque[Item], alive: Alive) -> Item | None:
     return lane[0] if lane else None
 
 
-def pick_batch(anchor: Item, lanes: dict[int, deque[Item]], limits: BatchLimits, alive: Alive = lambda it: True) -> list[Item]:
+def pick_batch(
+    anchor: Item, lanes: dict[int, deque[Item]], limits: BatchLimits, alive: Alive = lambda it: True, space: tuple[int, int] | None = None
+) -> list[Item]:
     """The anchor (the oldest text, already out of its lane) and the queued texts closest to it
     in length (older first among equally close), with count ≤ max_batch_size and longest × count
     ≤ max_batch_tokens (a single text longer than the token budget still runs, alone). Texts
@@ -91,7 +93,7 @@ def pick_batch(anchor: Item, lanes: dict[int, deque[Item]], limits: BatchLimits,
     `split_cost_tokens` of the anchor can join.
     """
     batch, longest, cost = [anchor], anchor.n, limits.split_cost_tokens
-    size, budget = limits.max_batch_size, limits.max_batch_tokens
+    size, budget = space or (limits.max_batch_size, limits.max_batch_tokens)
     # The anchor's own length first: no padding, so only the two limits stop them. This loop
     # runs once per text served: kept free of per-text allocations.
     lane = lanes.get(longest)
@@ -169,8 +171,9 @@ class LengthQueue:
         it.taken = True
         self.pending -= 1
 
-    def next_batch(self, limits: BatchLimits, alive: Alive) -> list[Item]:
-        """Take the next batch; `alive` drops the dead items met on the way."""
+    def next_batch(self, limits: BatchLimits, alive: Alive, space: tuple[int, int] | None = None) -> list[Item]:
+        """Take the next batch; `alive` drops the dead items met on the way. `space`: the texts and
+        padded tokens it may hold, if fewer than the limits'."""
         anchor = self.front()
         while anchor is not None and not alive(anchor):
             anchor = self.front()
@@ -181,7 +184,7 @@ class LengthQueue:
         while lane[0] is not anchor:  # all older ones of its length are gone already
             lane.popleft()
         lane.popleft()
-        batch = pick_batch(anchor, self.lanes, limits, alive)
+        batch = pick_batch(anchor, self.lanes, limits, alive, space)
         for it in batch:
             it.taken = True
         self.pending -= len(batch)

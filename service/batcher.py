@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import replace
 
 import numpy as np
 
@@ -155,7 +154,7 @@ class Batcher:
         lim, texts, tokens = self.limits, 0, 0
         batches: list[list[Item]] = []
         while texts < lim.max_batch_size and self.queue.pending:
-            limits = lim
+            size, budget = lim.max_batch_size - texts, lim.max_batch_tokens - tokens  # what the call has room for
             if batches:
                 front = self.queue.front()
                 while front is not None and not alive(front):  # the budget is for the next live text
@@ -167,10 +166,9 @@ class Batcher:
                     break
                 if now - front.enqueued < lim.max_wait_s and self.queue.near(front.n, lim.split_cost_tokens) < FURTHER_BATCH_MIN_TEXTS:
                     break  # too few to run efficiently yet: they wait for company, up to max_wait
-                limits = replace(lim, max_batch_size=lim.max_batch_size - texts, max_batch_tokens=lim.max_batch_tokens - tokens)
-            if lim.max_run_size is not None and limits.max_batch_size > lim.max_run_size:
-                limits = replace(limits, max_batch_size=lim.max_run_size)  # one run; the call may make more
-            batch = self.queue.next_batch(limits, alive)
+            if lim.max_run_size is not None:
+                size = min(size, lim.max_run_size)  # one run; the call may make more
+            batch = self.queue.next_batch(lim, alive, (size, budget))
             if not batch:
                 break
             batches.append(batch)

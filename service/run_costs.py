@@ -46,6 +46,10 @@ class RunCosts:
         self.max_run = len(fixed) - 1
         self.rows = [self.row(t) for t in range(max_length + 1)]  # rows[T][b], looked up per text
 
+    def summary(self) -> dict[str, object]:
+        """For the log: the fixed part of a run, and its cost per text and padded token by run size."""
+        return {"fixed": round(self.fixed[1]), "step_per_text": [round(self.step[b] / b, 2) for b in range(1, self.max_run + 1)]}
+
     def row(self, t: int) -> list[float]:
         return [0.0] + [self.fixed[b] + self.step[b] * t for b in range(1, self.max_run + 1)]
 
