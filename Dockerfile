@@ -42,7 +42,7 @@ FROM ${PYTHON_IMAGE} AS native
 # hadolint ignore=DL3008
 RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
-COPY service/_fastpath.h service/_fastpath.c service/_fastpath_json.c service/_fastpath_runs.c deploy/build-native.sh ./
+COPY service/_fastpath.h service/_fastpath.c service/_fastpath_json.c service/_fastpath_batch.c deploy/build-native.sh ./
 RUN sh build-native.sh
 
 FROM ${CUDA_IMAGE} AS native-gpu
@@ -50,7 +50,7 @@ FROM ${CUDA_IMAGE} AS native-gpu
 # hadolint ignore=DL3008
 RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev python3-dev && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
-COPY service/_fastpath.h service/_fastpath.c service/_fastpath_json.c service/_fastpath_runs.c deploy/build-native.sh ./
+COPY service/_fastpath.h service/_fastpath.c service/_fastpath_json.c service/_fastpath_batch.c deploy/build-native.sh ./
 RUN sh build-native.sh
 
 # ---- runtime (CPU) ----------------------------------------------------------------------------

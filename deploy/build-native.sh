@@ -5,4 +5,4 @@ set -eu
 src=${1:-.}
 include=$(python3 -c 'import sysconfig; print(sysconfig.get_path("include"))')
 suffix=$(python3 -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))')
-gcc -O2 -shared -fPIC -I"$include" "$src/_fastpath.c" "$src/_fastpath_json.c" "$src/_fastpath_runs.c" -o "_fastpath$suffix"
+gcc -O2 -shared -fPIC -I"$include" "$src/_fastpath.c" "$src/_fastpath_json.c" "$src/_fastpath_batch.c" -o "_fastpath$suffix"

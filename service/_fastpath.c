@@ -24,9 +24,7 @@
  *       first characters of the special tokens): split of its normalised form (without making it,
  *       for ASCII text). None otherwise. Twin: TextTokenizer._fast (its checks, then split).
  *
- *   pad(seqs, pad_id) -> (ids: bytearray, mask: bytearray, T)
- *       Right-padding int64 token-id bytes into (B, T) int64 arrays. Twin: right_pad in
- *       service/padding.py.
+ *   pad(seqs, pad_id), cut_runs(...): in service/_fastpath_batch.c.
  */
 #include "_fastpath.h"
 
@@ -261,51 +259,10 @@ static PyObject *split_plain(PyObject *self, PyObject *args) {
     return tokens_result(&t, ok);
 }
 
-/* pad(seqs, pad_id) -> (ids, mask, T): seqs are int64 token ids in native byte order (bytes, at
- * least one token each); ids and mask are (B, T) int64 row-major bytearrays, T the longest: each
- * row the sequence then pad_id, mask 1 over the tokens then 0. */
-static PyObject *pad(PyObject *self, PyObject *args) {
-    PyObject *seqs;
-    long long pad_id;
-    if (!PyArg_ParseTuple(args, "O!L:pad", &PyList_Type, &seqs, &pad_id))
-        return NULL;
-    Py_ssize_t B = PyList_GET_SIZE(seqs), T = 0;
-    for (Py_ssize_t r = 0; r < B; r++) {
-        PyObject *s = PyList_GET_ITEM(seqs, r);
-        if (!PyBytes_Check(s) || PyBytes_GET_SIZE(s) % 8 || !PyBytes_GET_SIZE(s)) {
-            PyErr_SetString(PyExc_ValueError, "each sequence must be non-empty int64 bytes");
-            return NULL;
-        }
-        if (PyBytes_GET_SIZE(s) / 8 > T)
-            T = PyBytes_GET_SIZE(s) / 8;
-    }
-    if (!B) {
-        PyErr_SetString(PyExc_ValueError, "no sequences to pad");
-        return NULL;
-    }
-    PyObject *ids = PyByteArray_FromStringAndSize(NULL, B * T * 8), *mask = PyByteArray_FromStringAndSize(NULL, B * T * 8);
-    if (ids == NULL || mask == NULL) {
-        Py_XDECREF(ids);
-        Py_XDECREF(mask);
-        return NULL;
-    }
-    int64_t *io = (int64_t *)PyByteArray_AS_STRING(ids), *mo = (int64_t *)PyByteArray_AS_STRING(mask);
-    for (Py_ssize_t r = 0; r < B; r++, io += T, mo += T) {
-        PyObject *s = PyList_GET_ITEM(seqs, r);
-        Py_ssize_t n = PyBytes_GET_SIZE(s) / 8, k;
-        memcpy(io, PyBytes_AS_STRING(s), (size_t)n * 8);
-        for (k = 0; k < n; k++)
-            mo[k] = 1;
-        for (k = n; k < T; k++)
-            io[k] = pad_id, mo[k] = 0;
-    }
-    return Py_BuildValue("(NNn)", ids, mask, T);
-}
-
 static PyMethodDef methods[] = {
     {"split", split, METH_VARARGS, "split(low, words, miss, max_length) -> (ids, spans, pieces, truncated)"},
     {"split_plain", split_plain, METH_VARARGS, "split_plain(text, words, miss, max_length, lower, stops, extra) -> split's tuple, or None"},
-    {"pad", pad, METH_VARARGS, "pad(seqs, pad_id) -> (ids, mask, T)"},
+    {"pad", fastpath_pad, METH_VARARGS, "pad(seqs, pad_id) -> (ids, mask, T)"},
     {"render_predictions", fastpath_render_predictions, METH_VARARGS,
      "render_predictions(encoded, labels, probabilities_json, attention_json) -> bytes"},
     {"render", fastpath_render, METH_VARARGS, "render(text, spans, pieces, attention_json) -> bytes"},

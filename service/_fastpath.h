@@ -1,4 +1,4 @@
-/* What service/_fastpath.c (tokens) and service/_fastpath_json.c (the answer's JSON) share: a
+/* What service/_fastpath.c (tokens), _fastpath_json.c (the answer's JSON) and _fastpath_batch.c share: a
  * growable byte buffer and the writers of JSON pieces into it. One extension module, service._fastpath. */
 #ifndef FASTPATH_H
 #define FASTPATH_H
@@ -96,6 +96,7 @@ static inline void put_json_chars(Buf *b, int kind, const void *data, Py_ssize_t
 PyObject *fastpath_render(PyObject *self, PyObject *args);
 PyObject *fastpath_render_predictions(PyObject *self, PyObject *args);
 int fastpath_json_init(void);
-PyObject *fastpath_cut_runs(PyObject *self, PyObject *args); /* service/_fastpath_runs.c */
+PyObject *fastpath_pad(PyObject *self, PyObject *args);      /* service/_fastpath_batch.c */
+PyObject *fastpath_cut_runs(PyObject *self, PyObject *args); /* service/_fastpath_batch.c */
 
 #endif

@@ -1,4 +1,4 @@
-# Types of service._fastpath (service/_fastpath.c, _fastpath_json.c and _fastpath_runs.c; their header comments say
+# Types of service._fastpath (service/_fastpath.c, _fastpath_json.c and _fastpath_batch.c; their header comments say
 # what each function does).
 from collections.abc import Callable
 from typing import Any

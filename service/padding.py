@@ -1,6 +1,6 @@
 """Right-padding a batch of token-id sequences: the one way every part of the project builds
 model input (serving, training, evaluation, benchmarks). Numpy only, so serving stays torch-free;
-the service's own form (`pad_ids`, ids as int64 bytes) in C when service/_fastpath.c is built."""
+the service's own form (`pad_ids`, ids as int64 bytes) in C (service/_fastpath_batch.c) when the extension is built."""
 
 from __future__ import annotations
 

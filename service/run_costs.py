@@ -98,7 +98,7 @@ def _least_time(run: RunFn, b: int, n: int, pad_id: int, reps: int) -> float:
 def cut_runs(lengths: list[int], costs: RunCosts, max_tokens: int, native: bool = True) -> list[int]:
     """The runs of least total cost for texts of these lengths (sorted, shortest first): the index
     where each run starts, in order. A run holds at most costs.max_run texts and, when it has more
-    than one, at most max_tokens padded tokens. In C (service/_fastpath_runs.c) where built; this
+    than one, at most max_tokens padded tokens. In C (service/_fastpath_batch.c) where built; this
     is its twin."""
     if native and fastpath is not None and (not lengths or lengths[-1] < len(costs.rows)):
         return fastpath.cut_runs(lengths, costs.rows, costs.max_run, max_tokens)  # type: ignore[no-any-return]
