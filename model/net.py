@@ -78,7 +78,10 @@ def masked_softmax(scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     # Subtract the max over real tokens only, so padding never shifts the numbers.
     neg = torch.finfo(scores.dtype).min
     m = torch.where(keep, scores, torch.full_like(scores, neg)).amax(dim=1, keepdim=True)  # (B, 1)
-    e = torch.where(keep, torch.exp(scores - m), torch.zeros_like(scores))  # (B, T)
+    # exp only of real tokens' scores: a padding score far above them would overflow to inf, and
+    # the gradient through the where() below would be 0 × inf = NaN.
+    z = torch.where(keep, scores - m, torch.zeros_like(scores))  # (B, T), ≤ 0 where kept
+    e = torch.where(keep, torch.exp(z), torch.zeros_like(scores))  # (B, T)
     return e / e.sum(dim=1, keepdim=True).clamp_min(1e-30)  # (B, T)
 
 

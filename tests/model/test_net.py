@@ -29,6 +29,17 @@ def test_masked_softmax_invariant_to_amount_of_padding() -> None:
     assert torch.allclose(base, padded[:, :4], atol=1e-7)
 
 
+def test_masked_softmax_gradient_stays_finite_when_padding_scores_overflow() -> None:
+    # Padding scored far above the real tokens (dot attention over unbounded keys can): exp of it
+    # overflows to inf. Its weight is 0 all the same, and no NaN may reach the gradient.
+    scores = torch.cat([torch.randn(1, 4), torch.full((1, 3), 1e4)], 1).requires_grad_()
+    mask = torch.tensor([[1, 1, 1, 1, 0, 0, 0]])
+    w = masked_softmax(scores, mask)
+    (w * torch.arange(7.0)).sum().backward()
+    assert scores.grad is not None and torch.isfinite(scores.grad).all()
+    assert torch.all(scores.grad[0, 4:] == 0.0)
+
+
 def test_reverse_within_length_reverses_real_tokens_and_is_its_own_inverse() -> None:
     x = torch.arange(10, dtype=torch.float32).reshape(2, 5, 1)
     lengths = torch.tensor([5, 3])
