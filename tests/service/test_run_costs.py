@@ -12,7 +12,7 @@ import pytest
 from service.engine import Engine, EngineConfig
 from service.model_files import Metadata
 from service.native import fastpath
-from service.run_costs import SERVICE_RUN_US, RunCosts, cut_runs, default_costs, measure
+from service.run_costs import LARGE_RUN, SERVICE_RUN_US, RunCosts, cut_runs, default_costs, measure
 
 native = pytest.mark.skipif(fastpath is None, reason="service._fastpath not built")
 
@@ -74,6 +74,8 @@ def test_measure_fits_a_real_session(tiny_artifact: Path) -> None:
     assert costs.measured and costs.max_run == 8
     assert all(s > 0 for s in costs.step[1:])
     assert costs.fixed[1] >= SERVICE_RUN_US and len(set(costs.fixed[1:])) == 1  # one fixed part for every size
+    per_text = {round(costs.step[b] / b, 9) for b in range(LARGE_RUN, 9)}
+    assert len(per_text) == 1  # large runs: one cost per text and step, so noise cannot split them
     assert len(costs.rows) == meta.max_length + 1
 
 
