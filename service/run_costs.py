@@ -1,11 +1,11 @@
 """What one onnxruntime run costs by shape, and the cheapest way to cut an engine call's texts into runs.
 
-A run of b texts padded to T tokens costs about `fixed[b] + step[b] × T` (CPU time): a fixed part
-(the session's own work per run, ~40 µs for the default model on this project's 2-vCPU host) and
-a part per padded step that is not quite proportional to b (SIMD widths: on that host a run of 6
-costs 5.2 µs per text per step, a run of 7 5.9, a run of 1 8.3). The worker measures both for every
-b up to its run size during warm-up, on its own model and CPU (`measure`, a few hundred ms);
-until then, and without a warm-up, `default_costs` stands in.
+A run of b texts padded to T tokens costs about `fixed + step[b] × T`: a fixed part (onnxruntime's
+own work per run, ~45 µs for the default model on this project's 2-vCPU host, plus the serving
+process's, SERVICE_RUN_US) and a part per padded step that is not proportional to b for small runs
+(on that host 7.5-8.3 µs per text and step for a run of 1, 5.3-5.8 from 5 texts on). The worker
+measures both for every b up to its run size during warm-up, on its own model and CPU (`measure`,
+about 0.3 s); until then, and without a warm-up, `default_costs` stands in.
 
 `cut_runs` then cuts a call's texts, sorted by length, into the runs of least total cost (dynamic
 programming over the cut points): a token of padding for every text of a run is worth a run of its
@@ -40,26 +40,25 @@ LARGE_RUN = 5  # from here on, one cost per text and step for every run size (se
 
 
 class RunCosts:
-    """The cost of a run of b texts (1..max_run) padded to T tokens: fixed[b] + step[b] × T."""
+    """The cost of a run of b texts (1..max_run) padded to T tokens: fixed + step[b] × T."""
 
-    def __init__(self, fixed: Sequence[float], step: Sequence[float], max_length: int, measured: bool) -> None:
-        self.fixed, self.step, self.measured = list(fixed), list(step), measured  # index 0 unused
-        self.max_run = len(fixed) - 1
+    def __init__(self, fixed: float, step: Sequence[float], max_length: int, measured: bool) -> None:
+        self.fixed, self.step, self.measured = fixed, list(step), measured  # step[0] unused
+        self.max_run = len(self.step) - 1
         self.rows = [self.row(t) for t in range(max_length + 1)]  # rows[T][b], looked up per text
 
     def summary(self) -> dict[str, object]:
         """For the log: the fixed part of a run, and its cost per text and padded token by run size."""
-        return {"fixed": round(self.fixed[1]), "step_per_text": [round(self.step[b] / b, 2) for b in range(1, self.max_run + 1)]}
+        return {"fixed": round(self.fixed), "step_per_text": [round(self.step[b] / b, 2) for b in range(1, self.max_run + 1)]}
 
     def row(self, t: int) -> list[float]:
-        return [0.0] + [self.fixed[b] + self.step[b] * t for b in range(1, self.max_run + 1)]
+        return [0.0] + [self.fixed + self.step[b] * t for b in range(1, self.max_run + 1)]
 
 
 def default_costs(max_run: int, max_length: int) -> RunCosts:
     """In padded-token units: FIXED_TOKENS per run, plus b tokens per step, more for runs of 1-4."""
-    fixed = [0.0] + [FIXED_TOKENS] * max_run
     step = [0.0] + [SMALL_RUN_COST.get(b, 1.0) * b for b in range(1, max_run + 1)]
-    return RunCosts(fixed, step, max_length, measured=False)
+    return RunCosts(FIXED_TOKENS, step, max_length, measured=False)
 
 
 def measure(run: RunFn, pad_id: int, max_run: int, max_length: int, reps: int = 5) -> RunCosts:
@@ -89,7 +88,7 @@ def measure(run: RunFn, pad_id: int, max_run: int, max_length: int, reps: int = 
     if max_run >= LARGE_RUN:
         flat = float(np.median([step[b] / b for b in range(LARGE_RUN, max_run + 1)]))
         step[LARGE_RUN:] = [flat * b for b in range(LARGE_RUN, max_run + 1)]
-    return RunCosts([0.0] + [fixed] * max_run, step, max_length, measured=True)
+    return RunCosts(fixed, step, max_length, measured=True)
 
 
 def _least_time(run: RunFn, b: int, n: int, pad_id: int, reps: int) -> float:
