@@ -92,12 +92,12 @@ def build_predictor(s: Settings, state: State) -> Predictor:
 def warm_up(s: Settings, state: State) -> RunCosts | None:
     """Shapes that real traffic forms, from one short text to a full batch of long ones; then, where
     a call makes several runs (a CPU), what a run costs by size, for the batcher to cut calls by."""
-    assert state.engine is not None and state.meta is not None
+    assert state.engine is not None and state.meta is not None and state.predictor is not None
     run = run_size(s, state.engine.device)  # the largest batch onnxruntime is given
     sizes = sorted({1, min(8, run), run})
     lengths = sorted({8, 32, state.meta.max_length})
     state.warmup_seconds = state.engine.warmup(sizes, lengths, state.meta.pad_id, s.warmup_runs, state.stop_warmup)
-    if run >= s.max_batch_size or state.stop_warmup.is_set():
+    if not state.predictor.batcher.cuts_calls or state.stop_warmup.is_set():
         return None
     return measure_costs(state.engine.run, state.meta.pad_id, run, state.meta.max_length)
 

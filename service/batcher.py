@@ -66,6 +66,12 @@ class Batcher:
         self.submits_since_call = 0
         self.texts_ok = metrics.texts.labels("ok")  # a labelled child, looked up once
 
+    @property
+    def cuts_calls(self) -> bool:
+        """A call makes several onnxruntime runs (a CPU), cut by self.costs; else it is one run."""
+        lim = self.limits
+        return lim.max_run_size is not None and lim.max_run_size < lim.max_batch_size
+
     def start(self) -> None:
         self.task = asyncio.get_running_loop().create_task(self._loop(), name="batcher")
 
@@ -174,7 +180,7 @@ class Batcher:
             batches.append(batch)
             texts += len(batch)
             tokens += len(batch) * max(it.n for it in batch)
-        if lim.max_run_size is not None and lim.max_run_size < lim.max_batch_size and texts > 1:
+        if self.cuts_calls and texts > 1:
             batches = cut_call([it for batch in batches for it in batch], self.costs, lim.max_batch_tokens, self.native)
         self.metrics.queue_depth.dec(texts)
         self.last_batch_texts = texts
